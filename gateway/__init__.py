@@ -1,0 +1,1 @@
+"""B2B EDI gateway: receive, translate and deliver EDI durably."""

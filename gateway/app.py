@@ -1,0 +1,182 @@
+"""Composition root: wires the store, the inbox watcher, the pipeline and the delivery worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import structlog
+
+from . import pipeline
+from .config import Deployment
+from .errors import GatewayError
+from .inbound.watch import InboxWatcher, archive
+from .model import Channel, MessageStatus, Received
+from .outbound import CONNECTORS
+from .store import Store
+from .worker import DeliveryWorker
+
+log = structlog.get_logger("gateway.app")
+
+
+def open_store(deployment: Deployment) -> Store:
+    """Open (and migrate) the deployment's store."""
+    s = deployment.settings.store
+    return Store.open(s.url, s.blobs, duplicate_window=s.duplicate_window_days * 86400)
+
+
+def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+def run_pipeline(store: Store, deployment: Deployment, message_id: str,
+                 call: Callable[..., Any] = _direct) -> pipeline.Outcome | None:
+    """Run the pipeline on a stored message and record the result; blocking (call off the loop).
+
+    Used by the server for new and recovered messages and by ``gateway replay``; ``call`` runs
+    one store method (the server routes it to its store thread). Returns the outcome, or None
+    when the input was rejected (the typed error is recorded on the message).
+    """
+    record = call(store.message, message_id)
+    raw = call(store.raw, message_id)
+    try:
+        outcome = pipeline.process(raw, deployment, partner_id=record.partner, channel=record.channel,
+                                   message_id=message_id, raw_sha256=record.raw_sha256, filename=record.filename)
+    except GatewayError as exc:
+        call(store.record_failed, message_id, exc)
+        log.warning("message rejected", message_id=message_id, partner=record.partner, error=str(exc))
+        return None
+    call(store.record_processed, message_id, format=outcome.format, standard=outcome.standard,
+         interchange=outcome.interchange, documents=outcome.documents, partner=outcome.partner)
+    return outcome
+
+
+class Gateway:
+    """One running gateway node: receives, processes and delivers until stopped."""
+
+    def __init__(self, deployment: Deployment, store: Store) -> None:
+        self.deployment = deployment
+        self.settings = deployment.settings
+        self.store = store
+        # SQLite has one writer at a time; one store thread keeps our own writes from contending.
+        threads = 1 if self.settings.store.url.startswith("sqlite") else 4
+        self._store_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
+        self._work: asyncio.Queue[str] = asyncio.Queue()
+        self._processors: list[asyncio.Task] = []
+        self.connectors = {name: CONNECTORS[t.type](t, deployment.home) for name, t in self.settings.targets.items()}
+        d = self.settings.delivery
+        self.worker = DeliveryWorker(store, self.call, self.settings.targets, self.connectors, owner=self.settings.node,
+                                     workers=d.workers, per_target=d.per_target, lease_seconds=d.lease_seconds,
+                                     poll_seconds=d.poll_seconds)
+        inboxes = {p.id: p.inbox for p in deployment.partners.values() if p.inbox is not None and p.enabled}
+        self.watcher = InboxWatcher(inboxes, self.on_inbox_file, on_skip=self.on_inbox_skip,
+                                    stable_seconds=self.settings.inbox.stable_seconds,
+                                    rescan_seconds=self.settings.inbox.rescan_seconds)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking store method on the store thread(s)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._store_pool, functools.partial(fn, *args, **kwargs))
+
+    async def start(self) -> None:
+        """Recover unfinished work, then open the receiving edges and start delivering."""
+        for problem in self.deployment.problems:
+            log.error("partner file skipped", problem=str(problem))
+            await self.call(self.store.event, "config", "error", detail=str(problem))
+        for record in await self.call(self.store.pending_messages):
+            self._work.put_nowait(record.id)   # stored before a crash, never processed
+        for n in range(self.settings.processors):
+            self._processors.append(asyncio.create_task(self._process_loop(), name=f"processor-{n}"))
+        self.worker.start()
+        await self.watcher.start()
+        log.info("gateway started", node=self.settings.node, partners=len(self.deployment.partners),
+                 targets=len(self.connectors), recovered=self._work.qsize())
+
+    async def stop(self) -> None:
+        """Stop receiving, finish processing what was received, then stop delivering."""
+        await self.watcher.stop()
+        await self._work.join()
+        for task in self._processors:
+            task.cancel()
+        await asyncio.gather(*self._processors, return_exceptions=True)
+        await self.worker.stop()
+        for connector in self.connectors.values():
+            await connector.close()
+        self._store_pool.shutdown(wait=True)
+        log.info("gateway stopped")
+
+    async def on_inbox_file(self, partner: str, path: Path) -> None:
+        """A complete file is in a partner's inbox: store it, then archive it, then process it."""
+        raw, source_ref = await asyncio.to_thread(_read_inbox_file, path)
+        result = await self.call(self.store.receive,
+                                 Received(raw=raw, channel=Channel.INBOX, partner=partner,
+                                          filename=path.name, source_ref=source_ref))
+        # Only now, with the bytes committed, may the file leave the inbox.
+        await asyncio.to_thread(archive, path, self.settings.inbox.archive / partner)
+        message = result.message
+        log.info("received", partner=partner, message_id=message.id, file=path.name, size=len(raw),
+                 duplicate_of=result.duplicate_of, recovered=result.recovered)
+        if not result.recovered and message.status == MessageStatus.RECEIVED.value:
+            self._work.put_nowait(message.id)
+
+    async def on_inbox_skip(self, partner: str, path: Path, reason: str) -> None:
+        """The watcher refused a path (e.g. a symlink): make it visible in the log."""
+        log.warning("inbox entry skipped", partner=partner, file=path.name, reason=reason)
+        await self.call(self.store.event, "received", "skipped", partner=partner, detail=f"{path.name}: {reason}")
+
+    async def _process_loop(self) -> None:
+        while True:
+            message_id = await self._work.get()
+            try:
+                started = time.monotonic()
+                outcome = await asyncio.to_thread(self._process, message_id)
+                if outcome is not None:
+                    self.worker.wake()
+                    log.info("processed", message_id=message_id, partner=outcome.partner,
+                             documents=len(outcome.documents), ms=round((time.monotonic() - started) * 1000, 1))
+            except Exception:  # the message stays 'received' and is retried at the next start
+                log.exception("processing failed unexpectedly", message_id=message_id)
+            finally:
+                self._work.task_done()
+
+    def _process(self, message_id: str) -> pipeline.Outcome | None:
+        # Parsing and mapping run in this worker thread; store calls go through the store thread.
+        return run_pipeline(self.store, self.deployment, message_id,
+                            lambda fn, *a, **kw: self._store_pool.submit(fn, *a, **kw).result())
+
+
+def _read_inbox_file(path: Path) -> tuple[bytes, str]:
+    """The file's bytes and a reference that identifies this exact file (name, size, mtime).
+
+    Opened with O_NOFOLLOW and read from that one descriptor, so a symlink swapped in after
+    the watcher's check is refused instead of followed out of the inbox.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        raw = fh.read()
+    return raw, f"inbox:{path.name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+async def serve(deployment: Deployment) -> None:
+    """Run the gateway until SIGINT/SIGTERM."""
+    store = await asyncio.to_thread(open_store, deployment)
+    gateway = Gateway(deployment, store)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()
+        store.close()

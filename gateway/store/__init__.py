@@ -1,0 +1,29 @@
+"""Durable state: messages, documents, the delivery queue, the event log, payload blobs.
+
+The only package that imports sqlalchemy. Everything else uses :class:`Store` and the
+frozen records it returns.
+"""
+
+from gateway.store.blobs import BlobStore
+from gateway.store.messages import document_json
+from gateway.store.records import (
+    ClaimedDelivery,
+    DeliveryRecord,
+    DocumentRecord,
+    EventRecord,
+    MessageRecord,
+    ReceiveResult,
+)
+from gateway.store.store import Store
+
+__all__ = [
+    "BlobStore",
+    "ClaimedDelivery",
+    "DeliveryRecord",
+    "DocumentRecord",
+    "EventRecord",
+    "MessageRecord",
+    "ReceiveResult",
+    "Store",
+    "document_json",
+]

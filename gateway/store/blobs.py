@@ -1,0 +1,113 @@
+"""Content-addressed, durably written payload files: ``root/ab/cd/<sha256>``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from gateway.errors import BlobError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_hex(data: bytes) -> str:
+    """The lowercase hex SHA-256 of ``data``: the blob id under which it is stored."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    # A rename or a new directory entry is only durable once its directory is synced.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobStore:
+    """Immutable blobs named by their SHA-256, written with fsync + atomic rename.
+
+    Two levels of two-hex-digit fan-out directories keep any one directory small. Writers in
+    several threads or processes may store the same blob at once: each writes its own temp
+    file and the renames replace identical bytes, so readers never see a partial file.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, sha: str) -> Path:
+        """Where the blob ``sha`` lives; raises BlobError unless ``sha`` is 64 lowercase hex."""
+        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+            raise BlobError(f"invalid blob id {sha!r}: expected 64 lowercase hex digits")
+        return self.root / sha[:2] / sha[2:4] / sha
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` durably and return its SHA-256; an intact existing copy is kept as is.
+
+        An existing file whose bytes do not match its name (damaged on disk) is replaced,
+        since we hold the right bytes now.
+        """
+        sha = sha256_hex(data)
+        path = self.path(sha)
+        if path.is_file() and self._intact(path, sha):
+            return sha
+        try:
+            self._make_dirs(path.parent)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{sha[:8]}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise BlobError(f"cannot write blob {sha} to {path}: {exc.strerror or exc}") from exc
+        return sha
+
+    def get(self, sha: str) -> bytes:
+        """The bytes of blob ``sha``; raises BlobError (naming sha and path) if missing or corrupt."""
+        path = self.path(sha)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BlobError(f"blob {sha} is missing: {path}") from None
+        except OSError as exc:
+            raise BlobError(f"cannot read blob {sha} at {path}: {exc.strerror or exc}") from exc
+        actual = sha256_hex(data)
+        if actual != sha:
+            raise BlobError(f"blob {sha} is corrupt: {path} has SHA-256 {actual}")
+        return data
+
+    def exists(self, sha: str) -> bool:
+        """Whether a file for blob ``sha`` exists (its content is not verified)."""
+        return self.path(sha).is_file()
+
+    @staticmethod
+    def _intact(path: Path, sha: str) -> bool:
+        try:
+            return sha256_hex(path.read_bytes()) == sha
+        except OSError:
+            return False
+
+    def _make_dirs(self, directory: Path) -> None:
+        if directory.is_dir():
+            return
+        # Create root/ab/cd one level at a time so every new entry's parent gets synced.
+        missing = []
+        d = directory
+        while not d.is_dir():
+            missing.append(d)
+            d = d.parent
+        for d in reversed(missing):
+            d.mkdir(exist_ok=True)
+            _fsync_dir(d.parent)

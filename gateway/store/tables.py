@@ -1,0 +1,120 @@
+"""The store's schema as SQLAlchemy Core tables: messages, documents, deliveries, events.
+
+This is the shape the code queries against. Migrations (``migrations/versions``) are
+frozen copies written by hand; ``tests/test_store.py`` checks both stay identical.
+
+Timestamps are float epoch seconds (UTC), stored as double precision. Status columns hold
+the spelled-out ``.value`` of :class:`gateway.model.MessageStatus` / ``DeliveryStatus``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from gateway.model import DeliveryStatus, MessageStatus
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+MESSAGE_STATUSES = tuple(s.value for s in MessageStatus)
+DELIVERY_STATUSES = tuple(s.value for s in DeliveryStatus)
+
+# SQLite only aliases the rowid (and so autoincrements) for a column typed exactly INTEGER.
+_EventId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    # Constant enum values only: nothing partner-supplied ever reaches this string.
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("partner", sa.String(200), nullable=True),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("filename", sa.Text(), nullable=False, server_default=""),
+    sa.Column("source_ref", sa.Text(), nullable=False, server_default=""),
+    sa.Column("raw_sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("duplicate_of", sa.String(40), sa.ForeignKey("messages.id"), nullable=True),
+    sa.Column("format", sa.String(20), nullable=False, server_default=""),
+    sa.Column("standard", sa.String(100), nullable=False, server_default=""),
+    sa.Column("interchange", sa.String(100), nullable=False, server_default=""),
+    sa.Column("received_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
+    sa.Index(None, "received_at"),
+    sa.Index(None, "partner", "received_at"),
+    sa.Index(None, "status", "received_at"),
+    sa.Index(None, "partner", "raw_sha256"),
+    sa.Index(None, "partner", "channel", "source_ref"),
+)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("message_id", sa.String(40), sa.ForeignKey("messages.id"), nullable=False),
+    sa.Column("partner", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("number", sa.String(200), nullable=False, server_default=""),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("blob_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.UniqueConstraint("idempotency_key"),
+    sa.Index(None, "message_id"),
+    sa.Index(None, "type", "number"),
+    sa.Index(None, "number"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("document_id", sa.String(200), sa.ForeignKey("documents.id"), nullable=False),
+    sa.Column("partner", sa.String(200), nullable=False),
+    sa.Column("target", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Double(), nullable=False),
+    sa.Column("lease_owner", sa.String(200), nullable=True),
+    sa.Column("lease_expires_at", sa.Double(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("last_http_status", sa.Integer(), nullable=True),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.Column("delivered_at", sa.Double(), nullable=True),
+    sa.UniqueConstraint("document_id", "target"),
+    sa.CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "partner", "target", "status"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", _EventId, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Double(), nullable=False),
+    sa.Column("message_id", sa.String(40), nullable=True),
+    sa.Column("document_id", sa.String(200), nullable=True),
+    sa.Column("delivery_id", sa.String(40), nullable=True),
+    sa.Column("partner", sa.String(200), nullable=True),
+    sa.Column("step", sa.String(40), nullable=False),
+    sa.Column("outcome", sa.String(40), nullable=False),
+    sa.Column("duration_ms", sa.Double(), nullable=True),
+    sa.Column("detail", sa.Text(), nullable=False, server_default=""),
+    sa.Index(None, "message_id", "id"),
+)
