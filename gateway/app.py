@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,8 +18,9 @@ from .errors import GatewayError
 from .inbound.watch import InboxWatcher, archive
 from .model import Channel, MessageStatus, Received
 from .outbound import CONNECTORS
-from .store import Store
+from .store import Store, document_json
 from .worker import DeliveryWorker
+from .writer import BatchWriter
 
 log = structlog.get_logger("gateway.app")
 
@@ -37,24 +36,27 @@ def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def run_pipeline(store: Store, deployment: Deployment, message_id: str,
-                 call: Callable[..., Any] = _direct) -> pipeline.Outcome | None:
+                 write: Callable[..., Any] = _direct) -> pipeline.Outcome | None:
     """Run the pipeline on a stored message and record the result; blocking (call off the loop).
 
-    Used by the server for new and recovered messages and by ``gateway replay``; ``call`` runs
-    one store method (the server routes it to its store thread). Returns the outcome, or None
-    when the input was rejected (the typed error is recorded on the message).
+    Used by the server for new and recovered messages and by ``gateway replay``. ``write``
+    runs one store write (the server routes writes to its single writer thread); reads and
+    blob writes happen right here, in the caller's thread, so they never queue behind it.
+    Returns the outcome, or None when the input was rejected (the typed error is recorded).
     """
-    record = call(store.message, message_id)
-    raw = call(store.raw, message_id)
+    record = store.message(message_id)
+    raw = store.raw(message_id)
     try:
         outcome = pipeline.process(raw, deployment, partner_id=record.partner, channel=record.channel,
                                    message_id=message_id, raw_sha256=record.raw_sha256, filename=record.filename)
     except GatewayError as exc:
-        call(store.record_failed, message_id, exc)
+        write(store.record_failed, message_id, exc)
         log.warning("message rejected", message_id=message_id, partner=record.partner, error=str(exc))
         return None
-    call(store.record_processed, message_id, format=outcome.format, standard=outcome.standard,
-         interchange=outcome.interchange, documents=outcome.documents, partner=outcome.partner)
+    for document in outcome.documents:
+        store.blobs.put(document_json(document.envelope))   # durable before the rows that name it
+    write(store.record_processed, message_id, format=outcome.format, standard=outcome.standard,
+          interchange=outcome.interchange, documents=outcome.documents, partner=outcome.partner)
     return outcome
 
 
@@ -65,14 +67,13 @@ class Gateway:
         self.deployment = deployment
         self.settings = deployment.settings
         self.store = store
-        # SQLite has one writer at a time; one store thread keeps our own writes from contending.
-        threads = 1 if self.settings.store.url.startswith("sqlite") else 4
-        self._store_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
+        # Row writes go through one group-committing writer; reads and blob I/O run elsewhere.
+        self.write = BatchWriter(store)
         self._work: asyncio.Queue[str] = asyncio.Queue()
         self._processors: list[asyncio.Task] = []
         self.connectors = {name: CONNECTORS[t.type](t, deployment.home) for name, t in self.settings.targets.items()}
         d = self.settings.delivery
-        self.worker = DeliveryWorker(store, self.call, self.settings.targets, self.connectors, owner=self.settings.node,
+        self.worker = DeliveryWorker(store, self.write, self.settings.targets, self.connectors, owner=self.settings.node,
                                      workers=d.workers, per_target=d.per_target, lease_seconds=d.lease_seconds,
                                      poll_seconds=d.poll_seconds)
         inboxes = {p.id: p.inbox for p in deployment.partners.values() if p.inbox is not None and p.enabled}
@@ -80,17 +81,13 @@ class Gateway:
                                     stable_seconds=self.settings.inbox.stable_seconds,
                                     rescan_seconds=self.settings.inbox.rescan_seconds)
 
-    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a blocking store method on the store thread(s)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._store_pool, functools.partial(fn, *args, **kwargs))
-
     async def start(self) -> None:
         """Recover unfinished work, then open the receiving edges and start delivering."""
+        self._loop = asyncio.get_running_loop()
         for problem in self.deployment.problems:
             log.error("partner file skipped", problem=str(problem))
-            await self.call(self.store.event, "config", "error", detail=str(problem))
-        for record in await self.call(self.store.pending_messages):
+            await self.write(self.store.event, "config", "error", detail=str(problem))
+        for record in await asyncio.to_thread(self.store.pending_messages):
             self._work.put_nowait(record.id)   # stored before a crash, never processed
         for n in range(self.settings.processors):
             self._processors.append(asyncio.create_task(self._process_loop(), name=f"processor-{n}"))
@@ -109,15 +106,16 @@ class Gateway:
         await self.worker.stop()
         for connector in self.connectors.values():
             await connector.close()
-        self._store_pool.shutdown(wait=True)
+        self.write.close()
         log.info("gateway stopped")
 
     async def on_inbox_file(self, partner: str, path: Path) -> None:
         """A complete file is in a partner's inbox: store it, then archive it, then process it."""
         raw, source_ref = await asyncio.to_thread(_read_inbox_file, path)
-        result = await self.call(self.store.receive,
-                                 Received(raw=raw, channel=Channel.INBOX, partner=partner,
-                                          filename=path.name, source_ref=source_ref))
+        await asyncio.to_thread(self.store.blobs.put, raw)   # the slow, fsync'd part, off the writer
+        result = await self.write(self.store.receive,
+                                  Received(raw=raw, channel=Channel.INBOX, partner=partner,
+                                           filename=path.name, source_ref=source_ref), durable=True)
         # Only now, with the bytes committed, may the file leave the inbox.
         await asyncio.to_thread(archive, path, self.settings.inbox.archive / partner)
         message = result.message
@@ -129,7 +127,7 @@ class Gateway:
     async def on_inbox_skip(self, partner: str, path: Path, reason: str) -> None:
         """The watcher refused a path (e.g. a symlink): make it visible in the log."""
         log.warning("inbox entry skipped", partner=partner, file=path.name, reason=reason)
-        await self.call(self.store.event, "received", "skipped", partner=partner, detail=f"{path.name}: {reason}")
+        await self.write(self.store.event, "received", "skipped", partner=partner, detail=f"{path.name}: {reason}")
 
     async def _process_loop(self) -> None:
         while True:
@@ -147,9 +145,10 @@ class Gateway:
                 self._work.task_done()
 
     def _process(self, message_id: str) -> pipeline.Outcome | None:
-        # Parsing and mapping run in this worker thread; store calls go through the store thread.
+        # Parsing, mapping, reads and blob writes run in this thread; row writes on the writer.
+        loop = self._loop
         return run_pipeline(self.store, self.deployment, message_id,
-                            lambda fn, *a, **kw: self._store_pool.submit(fn, *a, **kw).result())
+                            lambda fn, *a, **kw: asyncio.run_coroutine_threadsafe(self.write(fn, *a, **kw), loop).result())
 
 
 def _read_inbox_file(path: Path) -> tuple[bytes, str]:

@@ -35,8 +35,6 @@ def run(files: int, rate: float, store_url: str | None) -> None:
         home = make_deployment(Path(tmp) / "gw", target.url)
         if extra:
             home.joinpath("gateway.toml").write_text(home.joinpath("gateway.toml").read_text() + extra)
-        text = home.joinpath("gateway.toml").read_text().replace('log_level = "info"', 'log_level = "warning"')
-        home.joinpath("gateway.toml").write_text(text)
         gw = GatewayProcess(home)
         gw.start()
         inbox = home / "var" / "inbox" / "ACME"

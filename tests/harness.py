@@ -141,7 +141,7 @@ class GatewayProcess:
     def start(self) -> "GatewayProcess":
         self.starts += 1
         log = open(self.home / f"serve-{self.starts}.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--home", str(self.home), "serve"],
+        self.proc = subprocess.Popen([*os.environ.get("GW_WRAP", "").split(), sys.executable, "-m", "gateway.cli", "--home", str(self.home), "serve"],
                                      stdout=log, stderr=subprocess.STDOUT, env=self.env())
         wait_for(lambda: b"gateway started" in (self.home / f"serve-{self.starts}.log").read_bytes()
                  or self.proc.poll() is not None, 30, "the gateway to start")

@@ -18,7 +18,7 @@ def test_put_get_roundtrip_and_layout(tmp_path: Path) -> None:
     data = b"UNB+UNOC:3+SENDER+RECEIVER+240101:1200+1'"
     sha = blobs.put(data)
     assert sha == hashlib.sha256(data).hexdigest()
-    assert blobs.path(sha) == tmp_path / "blobs" / sha[:2] / sha[2:4] / sha
+    assert blobs.path(sha) == tmp_path / "blobs" / sha[:2] / sha
     assert blobs.path(sha).read_bytes() == data
     assert blobs.get(sha) == data
     assert blobs.exists(sha)
