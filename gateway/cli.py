@@ -280,7 +280,7 @@ def log_show(obj: Context, message_id: str, as_json: bool) -> None:
     for key in ("id", "partner", "channel", "filename", "status", "format", "standard", "interchange",
                 "size", "raw_sha256", "duplicate_of", "error"):
         if m.get(key) not in (None, ""):
-            click.echo(f"{key:12} {m[key]}")
+            click.echo(f"{key:12} {_cell(m[key])}")
     click.echo(f"{'received':12} {when(m['received_at'])}")
     if documents:
         click.echo("\ndocuments")

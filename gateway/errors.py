@@ -7,7 +7,14 @@
     │   ├── ParseError              EDI syntax/envelope problem at a segment/element
     │   ├── MappingError            a mapping cannot produce its document
     │   ├── PartnerError            unknown partner, or a sender id that is not the partner's
-    │   └── RoutingError            a document type the partner has no route for
+    │   ├── RoutingError            a document type the partner has no route for
+    │   └── As2Error                an AS2 message cannot be opened; ``disposition`` is the MDN modifier
+    │       ├── DecryptionFailed            no key of ours decrypts it ("decryption-failed")
+    │       ├── AuthenticationFailed        bad signature, unknown/untrusted signer ("authentication-failed")
+    │       ├── IntegrityCheckFailed        content changed after signing ("integrity-check-failed")
+    │       ├── DecompressionFailed         corrupt zlib data or over the size cap ("decompression-failed")
+    │       ├── InsufficientMessageSecurity unsigned/unencrypted where required ("insufficient-message-security")
+    │       └── UnexpectedProcessingError   malformed MIME/DER, unsupported algorithm ("unexpected-processing-error")
     ├── StoreError                  the store cannot do what was asked
     │   └── BlobError               a blob is missing or its bytes do not match its hash
     └── DeliveryError               a connector failed to hand a document over
@@ -148,3 +155,48 @@ class RetryableDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """The target refused the document for good (other 4xx): dead-letter at once."""
+
+
+class As2Error(InputError):
+    """An AS2 message or MDN cannot be opened; ``disposition`` is the RFC 4130 modifier to report.
+
+    The negative MDN reads ``processed/error: <disposition>``.
+    """
+
+    disposition = "unexpected-processing-error"
+
+
+class DecryptionFailed(As2Error):
+    """None of our private keys decrypts the message (wrong recipient, corrupt envelope)."""
+
+    disposition = "decryption-failed"
+
+
+class AuthenticationFailed(As2Error):
+    """The signature does not verify, or the signer certificate is not one we trust."""
+
+    disposition = "authentication-failed"
+
+
+class IntegrityCheckFailed(As2Error):
+    """The signed content changed after signing (message-digest/MIC mismatch)."""
+
+    disposition = "integrity-check-failed"
+
+
+class DecompressionFailed(As2Error):
+    """Compressed content is corrupt or inflates past the size limit (compression bomb)."""
+
+    disposition = "decompression-failed"
+
+
+class InsufficientMessageSecurity(As2Error):
+    """The message is unsigned or unencrypted although the partner agreement requires it."""
+
+    disposition = "insufficient-message-security"
+
+
+class UnexpectedProcessingError(As2Error):
+    """Malformed MIME or CMS, or an algorithm we do not support."""
+
+    disposition = "unexpected-processing-error"

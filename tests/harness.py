@@ -130,13 +130,14 @@ def make_deployment(home: Path, target_url: str, extra: str = "", retry: str = "
 class GatewayProcess:
     """``gateway serve`` as a real subprocess, logging to a file in the deployment."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
         self.home = home
+        self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "GW_HARNESS_SECRET": SECRET, "PYTHONUNBUFFERED": "1"}
+        return {**os.environ, "GW_HARNESS_SECRET": SECRET, "PYTHONUNBUFFERED": "1", **self.extra_env}
 
     def start(self) -> "GatewayProcess":
         self.starts += 1

@@ -165,6 +165,31 @@ def test_bury_then_retry_dead(store: Store) -> None:
         store.retry_dead("dlv_nope")
 
 
+def test_settling_events_carry_message_document_and_partner(store: Store) -> None:
+    """Every queue event lands in its message's timeline with the document and the delivery's partner."""
+    msg = store.receive(Received(raw=b"no partner yet", channel=Channel.API, partner=None), now=T0).message
+    doc = Document(type="order", partner="ACME", idempotency_key="k", number="PO-1",
+                   envelope={"id": "doc-x", "idempotency_key": "k"}, targets=["erp"])
+    [dlv] = store.record_processed(msg.id, format="x12", standard="850", interchange="1", documents=[doc], now=T0)
+    store.claim("w1", limit=1, lease_seconds=30, now=T0)
+    assert store.reschedule(dlv, "w1", next_attempt_at=T0 + 1, error="503", now=T0)
+    assert not store.complete(dlv, "w2", duration_ms=1, now=T0 + 1)  # lease-lost
+    store.claim("w1", limit=1, lease_seconds=30, now=T0 + 1)
+    assert store.bury(dlv, "w1", error="400", now=T0 + 2)
+    store.retry_dead(dlv, now=T0 + 3)
+    store.claim("w1", limit=1, lease_seconds=30, now=T0 + 3)
+    assert store.complete(dlv, "w1", duration_ms=1, now=T0 + 4)
+    events = [e for e in store.timeline(msg.id) if e.delivery_id == dlv]
+    assert [(e.step, e.outcome) for e in events] == [
+        ("queued", "ok"), ("retry-scheduled", "error"), ("delivered", "lease-lost"), ("dead-lettered", "error"),
+        ("dlq-retry", "ok"), ("delivered", "ok")]
+    assert {(e.message_id, e.document_id, e.partner) for e in events} == {(msg.id, "doc-x", "ACME")}
+    assert events[1].detail.startswith("target erp, attempt 1, next attempt ") and events[1].detail.endswith(": 503")
+    assert [e.detail for e in events[2:]] == [
+        "target erp, attempt 1 (by w2; the delivery is retrying, not leased)", "target erp, attempt 2: 400",
+        "target erp: back in the queue", "target erp, attempt 1"]
+
+
 def test_corrupt_document_blob_is_dead_lettered_on_claim(store: Store) -> None:
     first, second = make_deliveries(store, 2, now=T0)
     doc_id = store.delivery(first).document_id

@@ -196,6 +196,22 @@ def test_record_processed_records_the_partner_the_pipeline_found(store: Store) -
     assert [m.id for m in store.search_messages(partner="ACME")] == [msg.id]
 
 
+def test_record_processed_keeps_the_known_partner_when_the_pipeline_found_none(store: Store) -> None:
+    first = store.receive(received(b"1", partner="ACME"), now=T0).message
+    second = store.receive(received(b"2", partner="ACME"), now=T0).message
+    store.record_processed(first.id, format="", standard="", interchange="", documents=[], now=T0 + 1)
+    store.record_processed(second.id, format="", standard="", interchange="", documents=[], partner="", now=T0 + 1)
+    for msg in (first, second):
+        assert store.message(msg.id).partner == "ACME"
+        assert store.timeline(msg.id)[-1].partner == "ACME"
+    unknown = store.receive(received(b"3", partner=None), now=T0).message
+    store.record_failed(unknown.id, MappingError("x"), now=T0 + 1)
+    store.record_processed(unknown.id, format="", standard="", interchange="", documents=[], now=T0 + 2)
+    assert store.message(unknown.id).partner is None
+    assert [(e.step, e.partner) for e in store.timeline(unknown.id)] == [
+        ("received", None), ("failed", None), ("processed", None)]
+
+
 def test_same_idempotency_key_for_another_document_id_is_refused(store: Store) -> None:
     msg = store.receive(received(), now=T0).message
     store.record_processed(msg.id, format="", standard="", interchange="", documents=[document("k1")], now=T0)
@@ -282,6 +298,114 @@ def test_paging_is_stable_for_equal_timestamps(store: Store) -> None:
     first = store.search_messages(limit=2)
     rest = store.search_messages(limit=10, before_id=first[-1].id)
     assert [m.id for m in first + rest] == ids[::-1]
+
+
+# ------------------------------------------------------------------ hot paths, batches
+
+
+class StatementLog:
+    """Records the data statements a store sends (transaction control left out)."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+        self.statements: list[tuple[str, object]] = []
+        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn, _cursor, statement: str, parameters, _context, _executemany) -> None:  # noqa: ANN001
+        if statement.split(None, 1)[0].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            self.statements.append((statement, parameters))
+
+    def take(self) -> list[str]:
+        """The statements since the last call, each shortened to its verb and table."""
+        taken, self.statements = self.statements, []
+        out = []
+        for statement, _ in taken:
+            words = statement.split()
+            if "pg_advisory_xact_lock" in statement:
+                out.append("LOCK")
+            elif words[0].upper() == "SELECT":
+                out.append("SELECT")
+            else:
+                out.append(f"{words[0].upper()} {words[2] if words[0].upper() == 'INSERT' else words[1]}")
+        return out
+
+    def close(self) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._record)
+
+
+def test_hot_paths_send_no_lookups(store: Store) -> None:
+    """receive -> record_processed -> claim -> complete: each statement does work, none looks ids up.
+
+    (The events' ids come with the rows the same statements change; see the timelines.)
+    """
+    lock = ["LOCK"] if store.dialect == "postgresql" else []
+    log = StatementLog(store)
+    try:
+        msg = store.receive(received(source_ref="inbox/a.edi"), now=T0).message
+        assert log.take() == lock + ["SELECT", "INSERT messages", "INSERT events"]
+        store.message(msg.id)
+        store.raw(msg.id)
+        assert log.take() == ["SELECT", "SELECT"]
+        [dlv] = store.record_processed(msg.id, format="edifact", standard="ORDERS", interchange="1",
+                                       documents=[document("k1")], now=T0 + 1)
+        assert log.take() == ["UPDATE messages", "INSERT documents", "INSERT deliveries", "INSERT events"]
+        [claimed] = store.claim("w1", limit=1, lease_seconds=30, now=T0 + 2)
+        assert log.take() == ["SELECT", "UPDATE deliveries"]
+        assert store.complete(dlv, "w1", duration_ms=3, http_status=200, now=T0 + 3)
+        assert log.take() == ["UPDATE deliveries", "INSERT events"]
+    finally:
+        log.close()
+    delivered = store.timeline(msg.id)[-1]
+    assert (delivered.step, delivered.message_id, delivered.document_id, delivered.delivery_id, delivered.partner) == (
+        "delivered", msg.id, "doc-k1", dlv, "ACME")
+    assert claimed.message_id == msg.id
+
+
+def test_receive_checks_use_the_selective_indexes(tmp_path: Path) -> None:
+    """The recovered/duplicate checks find their rows by (partner, channel, source_ref) and
+    (partner, raw_sha256), not by walking every message of the partner in received_at order."""
+    with Store.open(f"sqlite:///{tmp_path / 'gw.sqlite'}", tmp_path / "blobs") as store:
+        for n in range(3):
+            store.receive(received(f"{n}".encode(), source_ref=f"r{n}"), now=T0 + n)
+        log = StatementLog(store)
+        try:
+            store.receive(received(b"new", source_ref="r-new"), now=T0 + 10)
+            [(check, params)] = [(st, p) for st, p in log.statements if st.lstrip().upper().startswith("SELECT")]
+        finally:
+            log.close()
+        with store.engine.connect() as conn:
+            plan = " / ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + check, params))
+    assert "ix_messages_partner_channel_source_ref" in plan and "ix_messages_partner_raw_sha256" in plan, plan
+    assert "ix_messages_partner_received_at" not in plan, plan
+
+
+def test_batch_commits_its_writes_together(store: Store) -> None:
+    with store.batch(durable=True):
+        msg = store.receive(received(), now=T0).message
+        assert store.message(msg.id) == msg  # reads inside the batch see its writes
+        [dlv] = store.record_processed(msg.id, format="", standard="", interchange="",
+                                       documents=[document("k1")], now=T0)
+        [claimed] = store.claim("w1", limit=1, lease_seconds=30, now=T0)
+        assert store.complete(claimed.delivery_id, "w1", duration_ms=1, now=T0)
+    assert store.delivery(dlv).status is DeliveryStatus.DELIVERED
+    assert [e.step for e in store.timeline(msg.id)] == ["received", "mapped", "queued", "processed", "delivered"]
+
+
+def test_failed_batch_rolls_everything_back(store: Store) -> None:
+    with pytest.raises(StoreError, match="already belongs to document"):
+        with store.batch(durable=True):
+            store.receive(received(b"a"), now=T0)
+            msg = store.receive(received(b"b"), now=T0).message
+            store.record_processed(msg.id, format="", standard="", interchange="",
+                                   documents=[document("k1"), document("k1", doc_id="other")], now=T0)
+    assert store.search_messages() == []
+    with store.batch():
+        with pytest.raises(RuntimeError, match="do not nest"):
+            with store.batch():
+                pass
+        with pytest.raises(RuntimeError, match="durable write inside a non-durable batch"):
+            store.receive(received(), now=T0)
+    assert store.search_messages() == []
 
 
 # ------------------------------------------------------------------------ engine, schema

@@ -1,4 +1,4 @@
-"""Content-addressed, durably written payload files: ``root/ab/cd/<sha256>``."""
+"""Content-addressed, durably written payload files: ``root/ab/<sha256>``."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def _fsync_dir(path: Path) -> None:
 class BlobStore:
     """Immutable blobs named by their SHA-256, written with fsync + atomic rename.
 
-    Two levels of two-hex-digit fan-out directories keep any one directory small. Writers in
+    One level of 256 fan-out directories (created once, so the hot path never makes one)
+    keeps directories to a few thousand entries per million blobs. Writers in
     several threads or processes may store the same blob at once: each writes its own temp
     file and the renames replace identical bytes, so readers never see a partial file.
     """
@@ -42,17 +43,18 @@ class BlobStore:
         """Where the blob ``sha`` lives; raises BlobError unless ``sha`` is 64 lowercase hex."""
         if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
             raise BlobError(f"invalid blob id {sha!r}: expected 64 lowercase hex digits")
-        return self.root / sha[:2] / sha[2:4] / sha
+        return self.root / sha[:2] / sha
 
     def put(self, data: bytes) -> str:
-        """Store ``data`` durably and return its SHA-256; an intact existing copy is kept as is.
+        """Store ``data`` durably and return its SHA-256; an existing copy of the right size is kept.
 
-        An existing file whose bytes do not match its name (damaged on disk) is replaced,
-        since we hold the right bytes now.
+        An existing file of another size (truncated by a crash or damaged on disk) is replaced,
+        since we hold the right bytes now. Same-size damage is caught by :meth:`get`, which
+        verifies every read; re-hashing here would make storing a large file cost twice.
         """
         sha = sha256_hex(data)
         path = self.path(sha)
-        if path.is_file() and self._intact(path, sha):
+        if self._has(path, len(data)):
             return sha
         try:
             self._make_dirs(path.parent)
@@ -93,16 +95,16 @@ class BlobStore:
         return self.path(sha).is_file()
 
     @staticmethod
-    def _intact(path: Path, sha: str) -> bool:
+    def _has(path: Path, size: int) -> bool:
         try:
-            return sha256_hex(path.read_bytes()) == sha
+            return path.stat().st_size == size
         except OSError:
             return False
 
     def _make_dirs(self, directory: Path) -> None:
         if directory.is_dir():
             return
-        # Create root/ab/cd one level at a time so every new entry's parent gets synced.
+        # Create root/ab one level at a time so every new entry's parent gets synced.
         missing = []
         d = directory
         while not d.is_dir():

@@ -84,17 +84,33 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA synchronous = FULL")   # per transaction, see _on_begin
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get("gateway_read_only"):
+        options = conn.get_execution_options()
+        if options.get("gateway_read_only"):
             conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        # WAL commits are sequential, so a FULL commit also makes every earlier NORMAL one durable.
+        level = "FULL" if options.get("gateway_durable", True) else "NORMAL"
+        info = conn.connection.info
+        if info.get("synchronous") != level:
+            conn.exec_driver_sql(f"PRAGMA synchronous = {level}")
+            info["synchronous"] = level
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _install_postgresql_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # The PostgreSQL twin of SQLite's NORMAL: commit without waiting for the WAL flush
+        # (never corrupts; a server crash may lose the last few ms of such commits).
+        if conn.get_execution_options().get("gateway_durable") is False:
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
 def open_engine(url: str | URL) -> Engine:
@@ -116,6 +132,7 @@ def open_engine(url: str | URL) -> Engine:
             _install_sqlite_hooks(engine)
         elif parsed.get_backend_name() == "postgresql":
             engine = sa.create_engine(parsed, pool_pre_ping=True)
+            _install_postgresql_hooks(engine)
         else:
             raise StoreError(f"unsupported database {mask_url(parsed)}: use sqlite:/// or postgresql://")
     except exc.SQLAlchemyError as e:

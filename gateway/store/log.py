@@ -6,12 +6,30 @@ import sqlalchemy as sa
 
 from gateway.errors import StoreError
 from gateway.model import DeliveryStatus, MessageStatus
-from gateway.store.base import StoreBase, now_or
-from gateway.store.records import DeliveryRecord, EventRecord, MessageRecord, from_row
+from gateway.store.base import DELIVERY_COLUMNS, EVENT_COLUMNS, MESSAGE_COLUMNS, StoreBase, constant_in, now_or
+from gateway.store.records import (
+    DeliveryRecord,
+    EventRecord,
+    MessageRecord,
+    delivery_record,
+    event_record,
+    message_record,
+)
 from gateway.store.tables import deliveries, documents, events, messages
 
 # Delivered rows are history, not queue: counting them would scan the whole table.
 _QUEUE_STATUSES = (DeliveryStatus.QUEUED.value, DeliveryStatus.RETRYING.value, DeliveryStatus.DEAD.value)
+
+_SELECT_TIMELINE = (
+    sa.select(*EVENT_COLUMNS).where(events.c.message_id == sa.bindparam("message_id")).order_by(events.c.id)
+)
+_SELECT_DELIVERY = sa.select(*DELIVERY_COLUMNS).where(deliveries.c.id == sa.bindparam("delivery_id"))
+_SELECT_RECEIVED_AT = sa.select(messages.c.received_at).where(messages.c.id == sa.bindparam("message_id"))
+_SELECT_QUEUE_DEPTH = (
+    sa.select(deliveries.c.partner, deliveries.c.target, deliveries.c.status, sa.func.count())
+    .where(constant_in(deliveries.c.status, _QUEUE_STATUSES))
+    .group_by(deliveries.c.partner, deliveries.c.target, deliveries.c.status)
+)
 
 
 class LogMixin(StoreBase):
@@ -47,10 +65,8 @@ class LogMixin(StoreBase):
         one index.
         """
         with self._read("reading a timeline") as conn:
-            rows = conn.execute(
-                sa.select(events).where(events.c.message_id == message_id).order_by(events.c.id)
-            ).mappings().all()
-        return [from_row(EventRecord, r) for r in rows]
+            rows = conn.execute(_SELECT_TIMELINE, {"message_id": message_id}).all()
+        return [event_record(r) for r in rows]
 
     def search_messages(
         self,
@@ -69,7 +85,7 @@ class LogMixin(StoreBase):
         ``document_type`` keeps messages that produced such a document. For the next page
         pass the last id of this page as ``before_id`` (keyset paging: stable under inserts).
         """
-        query = sa.select(messages)
+        query = sa.select(*MESSAGE_COLUMNS)
         if partner is not None:
             query = query.where(messages.c.partner == partner)
         if status is not None:
@@ -84,9 +100,7 @@ class LogMixin(StoreBase):
             query = query.where(messages.c.received_at < until)
         with self._read("searching messages") as conn:
             if before_id is not None:
-                cursor = conn.execute(
-                    sa.select(messages.c.received_at).where(messages.c.id == before_id)
-                ).scalar()
+                cursor = conn.execute(_SELECT_RECEIVED_AT, {"message_id": before_id}).scalar()
                 if cursor is None:
                     raise StoreError(f"unknown message {before_id!r} (paging cursor)")
                 query = query.where(sa.or_(
@@ -95,8 +109,8 @@ class LogMixin(StoreBase):
                 ))
             rows = conn.execute(
                 query.order_by(messages.c.received_at.desc(), messages.c.id.desc()).limit(max(0, limit))
-            ).mappings().all()
-        return [from_row(MessageRecord, r) for r in rows]
+            ).all()
+        return [message_record(r) for r in rows]
 
     def deliveries(
         self,
@@ -109,7 +123,7 @@ class LogMixin(StoreBase):
         limit: int = 100,
     ) -> list[DeliveryRecord]:
         """Deliveries matching every filter given, most recently changed first."""
-        query = sa.select(deliveries)
+        query = sa.select(*DELIVERY_COLUMNS)
         if status is not None:
             query = query.where(deliveries.c.status == DeliveryStatus(status).value)
         if partner is not None:
@@ -125,23 +139,19 @@ class LogMixin(StoreBase):
         with self._read("listing deliveries") as conn:
             rows = conn.execute(
                 query.order_by(deliveries.c.updated_at.desc(), deliveries.c.id.desc()).limit(max(0, limit))
-            ).mappings().all()
-        return [from_row(DeliveryRecord, r) for r in rows]
+            ).all()
+        return [delivery_record(r) for r in rows]
 
     def delivery(self, delivery_id: str) -> DeliveryRecord:
         """One delivery; StoreError if there is none with this id."""
         with self._read("reading a delivery") as conn:
-            row = conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).mappings().first()
+            row = conn.execute(_SELECT_DELIVERY, {"delivery_id": delivery_id}).first()
         if row is None:
             raise StoreError(f"unknown delivery {delivery_id!r}")
-        return from_row(DeliveryRecord, row)
+        return delivery_record(row)
 
     def queue_depth(self) -> dict[tuple[str, str, DeliveryStatus], int]:
         """Counts of undelivered deliveries per (partner, target, status): queued, retrying, dead."""
         with self._read("measuring the queue") as conn:
-            rows = conn.execute(
-                sa.select(deliveries.c.partner, deliveries.c.target, deliveries.c.status, sa.func.count())
-                .where(deliveries.c.status.in_(_QUEUE_STATUSES))
-                .group_by(deliveries.c.partner, deliveries.c.target, deliveries.c.status)
-            ).all()
+            rows = conn.execute(_SELECT_QUEUE_DEPTH).all()
         return {(p, t, DeliveryStatus(s)): n for p, t, s, n in rows}

@@ -12,15 +12,28 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from gateway.errors import GatewayError, StoreError
 from gateway.model import Channel, DeliveryStatus, Document, MessageStatus, Received
-from gateway.store.base import StoreBase, new_id, now_or
-from gateway.store.records import DocumentRecord, MessageRecord, ReceiveResult, from_row
+from gateway.store.base import (
+    DOCUMENT_COLUMNS,
+    MESSAGE_COLUMNS,
+    StoreBase,
+    constant,
+    constant_in,
+    event_row,
+    new_id,
+    now_or,
+)
+from gateway.store.records import DocumentRecord, MessageRecord, ReceiveResult, document_record, message_record
 from gateway.store.tables import deliveries, documents, messages
 
 log = logging.getLogger(__name__)
 
 # A failed original does not make a resend a duplicate: resending is how partners fix errors.
 _ORIGINAL_STATUSES = (MessageStatus.RECEIVED.value, MessageStatus.PROCESSED.value)
-_INSERT_MESSAGE = messages.insert()
+_RECEIVED = MessageStatus.RECEIVED.value
+_DUPLICATE = MessageStatus.DUPLICATE.value
+_PROCESSED = MessageStatus.PROCESSED.value
+_FAILED = MessageStatus.FAILED.value
+_QUEUED = DeliveryStatus.QUEUED.value
 
 
 def document_json(envelope: dict[str, Any]) -> bytes:
@@ -28,30 +41,113 @@ def document_json(envelope: dict[str, Any]) -> bytes:
     return json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _same_partner(partner: str | None) -> sa.ColumnElement[bool]:
-    # `= NULL` never matches; spell IS NULL out so the (partner, ...) indexes still apply.
-    return messages.c.partner.is_(None) if partner is None else messages.c.partner == partner
+# -- statements, built once (see gateway.store.base) -------------------------------------
+
+_INSERT_MESSAGE = messages.insert()
+_SELECT_MESSAGE = sa.select(*MESSAGE_COLUMNS).where(messages.c.id == sa.bindparam("message_id"))
+_SELECT_RAW_SHA = sa.select(messages.c.raw_sha256).where(messages.c.id == sa.bindparam("message_id"))
+_SELECT_PENDING = (
+    sa.select(*MESSAGE_COLUMNS)
+    .where(messages.c.status == constant(_RECEIVED))
+    .order_by(messages.c.received_at, messages.c.id)
+)
+_SELECT_DOCUMENTS_OF = (
+    sa.select(*DOCUMENT_COLUMNS)
+    .where(documents.c.message_id == sa.bindparam("message_id"))
+    .order_by(documents.c.position, documents.c.id)
+)
+_SELECT_DOCUMENT_SHA = sa.select(documents.c.blob_sha256).where(documents.c.id == sa.bindparam("document_id"))
 
 
-_UPSERTS: dict[tuple, sa.Executable] = {}
+def _receive_check(partner_known: bool, with_source: bool) -> sa.Select:
+    """One round trip for receive's two questions, each the first match by (received_at, id).
 
+    ``recovered``: the message stored earlier under this partner, channel and source ref;
+    ``original``: the received/processed message with the same bytes in the duplicate window.
+    The partner test is ``= :partner`` or ``IS NULL`` (``= NULL`` never matches), spelled out
+    so the (partner, ...) indexes still apply; hence a variant per case.
 
-def _upsert(conn: sa.Connection, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...],
-            returning: str) -> sa.Executable:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET each of ``update`` to the new row's value.
-
-    Built once per dialect and table; executed with a parameter dict.
+    ``received_at + 0`` is received_at, but no index can serve it: without it SQLite (which
+    has no statistics) walks ix_messages_partner_received_at -- every message the partner
+    ever sent -- to spare sorting the one or two rows that the (partner, channel, source_ref)
+    and (partner, raw_sha256) indexes find.
     """
-    cache_key = (conn.dialect.name, table.name, keys, update, returning)
-    stmt = _UPSERTS.get(cache_key)
-    if stmt is None:
-        insert = pg_dialect.insert(table) if conn.dialect.name == "postgresql" else sqlite_dialect.insert(table)
-        stmt = insert.on_conflict_do_update(
+    received_at = messages.c.received_at + sa.literal_column("0")
+
+    def same_partner() -> sa.ColumnElement[bool]:
+        return messages.c.partner == sa.bindparam("partner") if partner_known else messages.c.partner.is_(None)
+
+    original = (
+        sa.select(messages.c.id)
+        .where(same_partner(), messages.c.raw_sha256 == sa.bindparam("sha"))
+        .where(constant_in(messages.c.status, _ORIGINAL_STATUSES))
+        .where(received_at >= sa.bindparam("since", type_=sa.Double))
+        .order_by(received_at, messages.c.id)
+        .limit(1)
+        .scalar_subquery()
+        .label("original")
+    )
+    if not with_source:
+        return sa.select(sa.null().label("recovered"), original)
+    recovered = (
+        sa.select(messages.c.id)
+        .where(same_partner(), messages.c.channel == sa.bindparam("channel"))
+        .where(messages.c.source_ref == sa.bindparam("source_ref"))
+        .order_by(received_at, messages.c.id)
+        .limit(1)
+        .scalar_subquery()
+        .label("recovered")
+    )
+    return sa.select(recovered, original)
+
+
+_RECEIVE_CHECKS = {(known, source): _receive_check(known, source)
+                   for known in (False, True) for source in (False, True)}
+
+# record_processed: finish the message first. The UPDATE takes the row lock that serialises two
+# pipelines finishing the same message (PostgreSQL), tells an unknown id by matching no row,
+# and returns the partner to record: the one the pipeline found, else the one already known.
+_FINISH_MESSAGE = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("message_id"))
+    .values(status=constant(_PROCESSED),
+            partner=sa.func.coalesce(sa.bindparam("found_partner", type_=messages.c.partner.type), messages.c.partner),
+            format=sa.bindparam("p_format"), standard=sa.bindparam("p_standard"),
+            interchange=sa.bindparam("p_interchange"), error=sa.null(), updated_at=sa.bindparam("at"))
+    .returning(messages.c.partner)
+)
+
+
+def _fail_message(set_format: bool, set_standard: bool) -> sa.Update:
+    values: dict[str, Any] = dict(status=constant(_FAILED), error=sa.bindparam("p_error"),
+                                  updated_at=sa.bindparam("at"))
+    if set_format:
+        values["format"] = sa.bindparam("p_format")
+    if set_standard:
+        values["standard"] = sa.bindparam("p_standard")
+    return (messages.update().where(messages.c.id == sa.bindparam("message_id")).values(**values)
+            .returning(messages.c.partner))
+
+
+_FAIL_MESSAGE = {(f, s): _fail_message(f, s) for f in (False, True) for s in (False, True)}
+
+
+def _upserts(table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...], returning: str) -> dict[str, sa.Insert]:
+    """Per dialect: INSERT ... ON CONFLICT (keys) DO UPDATE SET each of ``update`` to the new row's value."""
+    built = {}
+    for name, insert in (("postgresql", pg_dialect.insert(table)), ("sqlite", sqlite_dialect.insert(table))):
+        built[name] = insert.on_conflict_do_update(
             index_elements=[table.c[k] for k in keys],
-            set_={name: insert.excluded[name] for name in update},
+            set_={column: insert.excluded[column] for column in update},
         ).returning(table.c[returning])
-        _UPSERTS[cache_key] = stmt
-    return stmt
+    return built
+
+
+_UPSERT_DOCUMENT = _upserts(documents, ("idempotency_key",), ("blob_sha256", "number", "updated_at"), "id")
+# A replay re-queues: every column listed is reset to the value of the row proposed here.
+_UPSERT_DELIVERY = _upserts(
+    deliveries, ("document_id", "target"),
+    ("status", "next_attempt_at", "lease_owner", "lease_expires_at", "delivered_at", "updated_at"), "id")
 
 
 class MessagesMixin(StoreBase):
@@ -69,46 +165,37 @@ class MessagesMixin(StoreBase):
         at = now_or(now)
         channel = Channel(received.channel).value
         partner = received.partner
-        sha = self.blobs.put(received.raw)
-        with self._write("storing a received message") as conn:
-            if received.source_ref:
-                self._lock(conn, "source", partner, channel, received.source_ref)
-            self._lock(conn, "content", partner, sha)
-            if received.source_ref:
-                row = conn.execute(
-                    sa.select(messages)
-                    .where(_same_partner(partner), messages.c.channel == channel)
-                    .where(messages.c.source_ref == received.source_ref)
-                    .order_by(messages.c.received_at, messages.c.id)
-                    .limit(1)
-                ).mappings().first()
-                if row is not None:
-                    existing = from_row(MessageRecord, row)
-                    self._add_event(
-                        conn, "received", "recovered", at=at, message_id=existing.id, partner=partner,
-                        detail=f"{channel} {received.filename or '-'}: already stored as {existing.id} "
-                        f"(source ref {received.source_ref})",
-                    )
-                    log.info("receive recovered %s", existing.id,
-                             extra={"partner": partner, "message_id": existing.id})
-                    return ReceiveResult(message=existing, recovered=True)
-            original = conn.execute(
-                sa.select(messages.c.id)
-                .where(_same_partner(partner), messages.c.raw_sha256 == sha)
-                .where(messages.c.status.in_(_ORIGINAL_STATUSES))
-                .where(messages.c.received_at >= at - self.duplicate_window)
-                .order_by(messages.c.received_at, messages.c.id)
-                .limit(1)
-            ).scalar()
-            values = dict(
+        source_ref = received.source_ref
+        raw = received.raw
+        sha = self.blobs.put(raw)
+        with self._write("storing a received message", durable=True) as conn:
+            if source_ref:
+                self._lock(conn, ("source", partner, channel, source_ref), ("content", partner, sha))
+            else:
+                self._lock(conn, ("content", partner, sha))
+            recovered, original = conn.execute(
+                _RECEIVE_CHECKS[partner is not None, bool(source_ref)],
+                {"partner": partner, "channel": channel, "source_ref": source_ref, "sha": sha,
+                 "since": at - self.duplicate_window},
+            ).one()
+            if recovered is not None:
+                existing = message_record(conn.execute(_SELECT_MESSAGE, {"message_id": recovered}).one())
+                self._insert_events(conn, event_row(
+                    "received", "recovered", at, existing.id, None, None, partner,
+                    detail=f"{channel} {received.filename or '-'}: already stored as {existing.id} "
+                    f"(source ref {source_ref})",
+                ))
+                log.info("receive recovered %s", existing.id, extra={"partner": partner, "message_id": existing.id})
+                return ReceiveResult(message=existing, recovered=True)
+            record = MessageRecord(
                 id=new_id("msg", at),
                 partner=partner,
                 channel=channel,
                 filename=received.filename,
-                source_ref=received.source_ref,
+                source_ref=source_ref,
                 raw_sha256=sha,
-                size=len(received.raw),
-                status=(MessageStatus.DUPLICATE if original else MessageStatus.RECEIVED).value,
+                size=len(raw),
+                status=MessageStatus.DUPLICATE if original else MessageStatus.RECEIVED,
                 duplicate_of=original,
                 format="",
                 standard="",
@@ -117,30 +204,38 @@ class MessagesMixin(StoreBase):
                 updated_at=at,
                 error=None,
             )
-            conn.execute(_INSERT_MESSAGE, values)
-            detail = f"{channel} {received.filename or '-'} ({len(received.raw)} bytes)"
+            conn.execute(_INSERT_MESSAGE, {
+                "id": record.id, "partner": partner, "channel": channel, "filename": record.filename,
+                "source_ref": source_ref, "raw_sha256": sha, "size": record.size,
+                "status": _DUPLICATE if original else _RECEIVED, "duplicate_of": original, "format": "",
+                "standard": "", "interchange": "", "received_at": at, "updated_at": at, "error": None,
+            })
+            detail = f"{channel} {received.filename or '-'} ({len(raw)} bytes)"
             if original:
-                self._add_event(conn, "received", "duplicate", at=at, message_id=values["id"], partner=partner,
-                                detail=f"{detail}: same content as {original}")
+                self._insert_events(conn, event_row("received", "duplicate", at, record.id, None, None, partner,
+                                                    detail=f"{detail}: same content as {original}"))
             else:
-                self._add_event(conn, "received", "ok", at=at, message_id=values["id"], partner=partner,
-                                detail=detail)
-        record = from_row(MessageRecord, values)
+                self._insert_events(conn, event_row("received", "ok", at, record.id, None, None, partner,
+                                                    detail=detail))
         if original:
             log.info("receive duplicate of %s", original, extra={"partner": partner, "message_id": record.id})
         return ReceiveResult(message=record, duplicate_of=original)
 
     def raw(self, message_id: str) -> bytes:
         """The raw bytes of a message as received (hash-verified; BlobError if damaged)."""
-        return self.blobs.get(self.message(message_id).raw_sha256)
+        with self._read("reading a message") as conn:
+            sha = conn.execute(_SELECT_RAW_SHA, {"message_id": message_id}).scalar()
+        if sha is None:
+            raise StoreError(f"unknown message {message_id!r}")
+        return self.blobs.get(sha)
 
     def message(self, message_id: str) -> MessageRecord:
         """One message; StoreError if there is none with this id."""
         with self._read("reading a message") as conn:
-            row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).mappings().first()
+            row = conn.execute(_SELECT_MESSAGE, {"message_id": message_id}).first()
         if row is None:
             raise StoreError(f"unknown message {message_id!r}")
-        return from_row(MessageRecord, row)
+        return message_record(row)
 
     def pending_messages(self) -> list[MessageRecord]:
         """Messages stored but not yet processed (status ``received``), oldest first.
@@ -148,12 +243,8 @@ class MessagesMixin(StoreBase):
         At start-up these are the messages a crash interrupted; the app runs them again.
         """
         with self._read("listing pending messages") as conn:
-            rows = conn.execute(
-                sa.select(messages)
-                .where(messages.c.status == MessageStatus.RECEIVED.value)
-                .order_by(messages.c.received_at, messages.c.id)
-            ).mappings().all()
-        return [from_row(MessageRecord, r) for r in rows]
+            rows = conn.execute(_SELECT_PENDING).all()
+        return [message_record(r) for r in rows]
 
     def record_processed(
         self,
@@ -190,29 +281,47 @@ class MessagesMixin(StoreBase):
 
         queued: list[str] = []
         with self._write("recording a processed message") as conn:
-            known = self._message_partner_for_update(conn, message_id)
-            partner = partner or known
+            dialect = conn.dialect.name
+            row = conn.execute(_FINISH_MESSAGE, {
+                "message_id": message_id, "found_partner": partner or None, "p_format": format,
+                "p_standard": standard, "p_interchange": interchange, "at": at,
+            }).first()
+            if row is None:
+                raise StoreError(f"unknown message {message_id!r}")
+            partner = row[0]
+            upsert_document, upsert_delivery = _UPSERT_DOCUMENT[dialect], _UPSERT_DELIVERY[dialect]
+            # Events are inserted together at the end, in the order they happened.
+            logged: list[dict] = []
             for position, doc, doc_id, sha in prepared:
-                self._upsert_document(conn, message_id, position, doc, doc_id, sha, at)
-                self._add_event(conn, "mapped", "ok", at=at, message_id=message_id, document_id=doc_id,
-                                partner=doc.partner, detail=f"{doc.type} {doc.number or '-'}")
+                stored_id = conn.execute(upsert_document, {
+                    "id": doc_id, "message_id": message_id, "partner": doc.partner, "type": doc.type,
+                    "number": doc.number, "position": position, "idempotency_key": doc.idempotency_key,
+                    "blob_sha256": sha, "created_at": at, "updated_at": at,
+                }).scalar_one()
+                if stored_id != doc_id:
+                    raise StoreError(
+                        f"message {message_id}: idempotency key {doc.idempotency_key!r} already belongs to "
+                        f"document {stored_id!r}, not {doc_id!r}",
+                        partner=doc.partner,
+                    )
+                logged.append(event_row("mapped", "ok", at, message_id, doc_id, None, doc.partner,
+                                        detail=f"{doc.type} {doc.number or '-'}"))
                 for target in dict.fromkeys(doc.targets):  # keeps order, drops repeats
-                    delivery_id, new = self._upsert_delivery(conn, doc_id, doc.partner, target, at)
+                    proposed = new_id("dlv", at)
+                    delivery_id = conn.execute(upsert_delivery, {
+                        "id": proposed, "document_id": doc_id, "partner": doc.partner, "target": target,
+                        "status": _QUEUED, "attempts": 0, "next_attempt_at": at, "lease_owner": None,
+                        "lease_expires_at": None, "delivered_at": None, "created_at": at, "updated_at": at,
+                    }).scalar_one()
                     queued.append(delivery_id)
-                    self._add_event(conn, "queued", "ok" if new else "requeued", at=at, message_id=message_id,
-                                    document_id=doc_id, delivery_id=delivery_id, partner=doc.partner,
-                                    detail=f"target {target}")
-            conn.execute(
-                messages.update()
-                .where(messages.c.id == message_id)
-                .values(status=MessageStatus.PROCESSED.value, partner=partner, format=format, standard=standard,
-                        interchange=interchange, error=None, updated_at=at)
-            )
-            self._add_event(
-                conn, "processed", "ok", at=at, message_id=message_id, partner=partner,
+                    logged.append(event_row("queued", "ok" if delivery_id == proposed else "requeued", at,
+                                            message_id, doc_id, delivery_id, doc.partner, detail=f"target {target}"))
+            logged.append(event_row(
+                "processed", "ok", at, message_id, None, None, partner,
                 detail=f"{format or '-'} {standard or '-'} interchange {interchange or '-'}: "
                 f"{len(prepared)} document(s), {len(queued)} delivery(ies)",
-            )
+            ))
+            self._insert_events(conn, logged)
         return queued
 
     def record_failed(
@@ -226,73 +335,27 @@ class MessagesMixin(StoreBase):
     ) -> None:
         """Mark a message failed with ``str(error)`` (it stays replayable) and log a "failed" event."""
         at = now_or(now)
+        text = str(error)
         with self._write("recording a failed message") as conn:
-            partner = self._message_partner_for_update(conn, message_id)
-            values: dict[str, Any] = dict(status=MessageStatus.FAILED.value, error=str(error), updated_at=at)
-            if format:
-                values["format"] = format
-            if standard:
-                values["standard"] = standard
-            conn.execute(messages.update().where(messages.c.id == message_id).values(**values))
-            self._add_event(conn, "failed", "error", at=at, message_id=message_id, partner=partner,
-                            detail=str(error))
+            # The UPDATE takes the row lock (PostgreSQL) and returns the partner; no row: unknown id.
+            row = conn.execute(_FAIL_MESSAGE[bool(format), bool(standard)], {
+                "message_id": message_id, "p_error": text, "p_format": format, "p_standard": standard, "at": at,
+            }).first()
+            if row is None:
+                raise StoreError(f"unknown message {message_id!r}")
+            self._insert_events(conn, event_row("failed", "error", at, message_id, None, None, row[0],
+                                                detail=text))
 
     def documents_of(self, message_id: str) -> list[DocumentRecord]:
         """The documents recorded for a message, in the order the pipeline produced them."""
         with self._read("listing documents") as conn:
-            rows = conn.execute(
-                sa.select(documents)
-                .where(documents.c.message_id == message_id)
-                .order_by(documents.c.position, documents.c.id)
-            ).mappings().all()
-        return [from_row(DocumentRecord, r) for r in rows]
+            rows = conn.execute(_SELECT_DOCUMENTS_OF, {"message_id": message_id}).all()
+        return [document_record(r) for r in rows]
 
     def document_body(self, document_id: str) -> bytes:
         """The stored JSON of a document (hash-verified); StoreError for an unknown id."""
         with self._read("reading a document") as conn:
-            sha = conn.execute(sa.select(documents.c.blob_sha256).where(documents.c.id == document_id)).scalar()
+            sha = conn.execute(_SELECT_DOCUMENT_SHA, {"document_id": document_id}).scalar()
         if sha is None:
             raise StoreError(f"unknown document {document_id!r}")
         return self.blobs.get(sha)
-
-    # -- helpers (run inside the caller's transaction) ----------------------------------
-
-    @staticmethod
-    def _message_partner_for_update(conn: sa.Connection, message_id: str) -> str | None:
-        # FOR UPDATE (PostgreSQL) serialises two pipelines finishing the same message.
-        row = conn.execute(
-            sa.select(messages.c.partner).where(messages.c.id == message_id).with_for_update()
-        ).first()
-        if row is None:
-            raise StoreError(f"unknown message {message_id!r}")
-        return row.partner
-
-    @staticmethod
-    def _upsert_document(
-        conn: sa.Connection, message_id: str, position: int, doc: Document, doc_id: str, sha: str, at: float
-    ) -> None:
-        stmt = _upsert(conn, documents, ("idempotency_key",), ("blob_sha256", "number", "updated_at"), "id")
-        stored_id = conn.execute(stmt, dict(
-            id=doc_id, message_id=message_id, partner=doc.partner, type=doc.type, number=doc.number,
-            position=position, idempotency_key=doc.idempotency_key, blob_sha256=sha, created_at=at, updated_at=at,
-        )).scalar_one()
-        if stored_id != doc_id:
-            raise StoreError(
-                f"message {message_id}: idempotency key {doc.idempotency_key!r} already belongs to "
-                f"document {stored_id!r}, not {doc_id!r}",
-                partner=doc.partner,
-            )
-
-    @staticmethod
-    def _upsert_delivery(conn: sa.Connection, doc_id: str, partner: str, target: str, at: float) -> tuple[str, bool]:
-        proposed = new_id("dlv", at)
-        # A replay re-queues: every column listed is reset to the value of the row proposed here.
-        stmt = _upsert(conn, deliveries, ("document_id", "target"),
-                       ("status", "next_attempt_at", "lease_owner", "lease_expires_at", "delivered_at", "updated_at"),
-                       "id")
-        stored_id = conn.execute(stmt, dict(
-            id=proposed, document_id=doc_id, partner=partner, target=target, status=DeliveryStatus.QUEUED.value,
-            attempts=0, next_attempt_at=at, lease_owner=None, lease_expires_at=None, delivered_at=None,
-            created_at=at, updated_at=at,
-        )).scalar_one()
-        return stored_id, stored_id == proposed

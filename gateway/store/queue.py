@@ -17,13 +17,14 @@ import sqlalchemy as sa
 
 from gateway.errors import BlobError, StoreError
 from gateway.model import DeliveryStatus
-from gateway.store.base import StoreBase, iso, now_or
+from gateway.store.base import StoreBase, constant, constant_in, event_row, iso, now_or
 from gateway.store.records import ClaimedDelivery
 from gateway.store.tables import deliveries, documents
 
 log = logging.getLogger(__name__)
 
 _DUE_STATUSES = (DeliveryStatus.QUEUED.value, DeliveryStatus.RETRYING.value)
+_DEAD = DeliveryStatus.DEAD.value
 
 
 def _detail(target: str, attempt: int, http_status: int | None, error: str | None = None,
@@ -35,6 +36,108 @@ def _detail(target: str, attempt: int, http_status: int | None, error: str | Non
         parts.append(f"next attempt {iso(next_attempt_at)}")
     text = ", ".join(parts)
     return f"{text}: {error}" if error else text
+
+
+# -- statements, built once (see gateway.store.base) -------------------------------------
+# Bind parameter names never equal a deliveries column: an UPDATE would take those as SET values.
+
+
+def _due_query(excluding_targets: bool, excluding_ids: bool) -> sa.Select:
+    """Due deliveries, longest-waiting first, with what a claim returns (one row each).
+
+    The inner query picks and locks the rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already serialises claims); only the rows picked are joined to
+    their documents, however long the queue. A variant per optional filter.
+    """
+    due = (
+        sa.select(deliveries.c.id, deliveries.c.document_id, deliveries.c.partner, deliveries.c.target,
+                  deliveries.c.attempts, deliveries.c.created_at, deliveries.c.next_attempt_at)
+        .where(constant_in(deliveries.c.status, _DUE_STATUSES))
+        .where(deliveries.c.next_attempt_at <= sa.bindparam("now", type_=sa.Double))
+        .where(sa.or_(deliveries.c.lease_expires_at.is_(None),
+                      deliveries.c.lease_expires_at <= sa.bindparam("now", type_=sa.Double)))
+        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+        .limit(sa.bindparam("slots", type_=sa.Integer))
+        .with_for_update(skip_locked=True)
+    )
+    if excluding_targets:
+        due = due.where(deliveries.c.target.not_in(sa.bindparam("excluded", expanding=True)))
+    if excluding_ids:
+        due = due.where(deliveries.c.id.not_in(sa.bindparam("picked", expanding=True)))
+    due = due.subquery("due")
+    return (
+        sa.select(due.c.id, due.c.document_id, documents.c.message_id, due.c.partner, due.c.target,
+                  documents.c.type, documents.c.idempotency_key, due.c.attempts, due.c.created_at,
+                  documents.c.blob_sha256, due.c.next_attempt_at)
+        .join_from(due, documents, documents.c.id == due.c.document_id)
+        .order_by(due.c.next_attempt_at, due.c.id)
+    )
+
+
+_DUE = {(t, i): _due_query(t, i) for t in (False, True) for i in (False, True)}
+_LEASE = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("delivery_id"))
+    .values(lease_owner=sa.bindparam("owner"), lease_expires_at=sa.bindparam("expires", type_=sa.Double),
+            attempts=deliveries.c.attempts + 1, updated_at=sa.bindparam("at", type_=sa.Double))
+)
+
+# The message a delivery belongs to, for the event; SQLite renders RETURNING columns without
+# their table, so the correlation is spelled out to stay unambiguous inside the subquery.
+_MESSAGE_OF_DELIVERY = (
+    sa.select(documents.c.message_id)
+    .where(sa.literal_column("documents.id") == sa.literal_column("deliveries.document_id"))
+    .scalar_subquery()
+)
+
+
+def _settle_update(**values: sa.ColumnElement) -> sa.Update:
+    """Apply ``values`` and release the lease, only while ``:owner`` holds it (else no row).
+
+    Returns what the event needs: target, attempts, partner, document id and message id.
+    """
+    return (
+        deliveries.update()
+        .where(deliveries.c.id == sa.bindparam("delivery_id"))
+        .where(deliveries.c.lease_owner == sa.bindparam("owner"))
+        .where(constant_in(deliveries.c.status, _DUE_STATUSES))
+        .values(**values, lease_owner=sa.null(), lease_expires_at=sa.null(),
+                updated_at=sa.bindparam("at", type_=sa.Double))
+        .returning(deliveries.c.target, deliveries.c.attempts, deliveries.c.partner, deliveries.c.document_id,
+                   _MESSAGE_OF_DELIVERY)
+    )
+
+
+_SETTLE = {
+    "delivered": _settle_update(
+        status=constant(DeliveryStatus.DELIVERED.value),
+        delivered_at=sa.bindparam("at", type_=sa.Double),
+        last_http_status=sa.bindparam("http_status", type_=sa.Integer)),
+    "retry-scheduled": _settle_update(
+        status=constant(DeliveryStatus.RETRYING.value),
+        next_attempt_at=sa.bindparam("next_at", type_=sa.Double),
+        last_error=sa.bindparam("error", type_=sa.Text),
+        last_http_status=sa.bindparam("http_status", type_=sa.Integer)),
+    "dead-lettered": _settle_update(
+        status=constant(_DEAD),
+        last_error=sa.bindparam("error", type_=sa.Text),
+        last_http_status=sa.bindparam("http_status", type_=sa.Integer)),
+}
+# A delivery as the event log and the lease-lost / retry_dead checks see it.
+_DELIVERY_STATE = (
+    sa.select(deliveries.c.status, deliveries.c.lease_owner, deliveries.c.target, deliveries.c.attempts,
+              deliveries.c.partner, deliveries.c.document_id, documents.c.message_id)
+    .join(documents, documents.c.id == deliveries.c.document_id)
+    .where(deliveries.c.id == sa.bindparam("delivery_id"))
+)
+_DELIVERY_STATE_FOR_UPDATE = _DELIVERY_STATE.with_for_update(of=deliveries)
+_REQUEUE_DEAD = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("delivery_id"))
+    .values(status=constant(DeliveryStatus.QUEUED.value),
+            next_attempt_at=sa.bindparam("at", type_=sa.Double), attempts=0, lease_owner=sa.null(),
+            lease_expires_at=sa.null(), updated_at=sa.bindparam("at", type_=sa.Double))
+)
 
 
 class QueueMixin(StoreBase):
@@ -64,32 +167,29 @@ class QueueMixin(StoreBase):
         at = now_or(now)
         caps = dict(per_target or {})
         excluded = set(exclude_targets) | {t for t, n in caps.items() if n <= 0}
-        picked: list[str] = []
+        picked: list[tuple] = []
+        picked_ids: list[str] = []
         taken: Counter[str] = Counter()
         with self._write("claiming deliveries") as conn:
             # Each round asks for the slots still free; when a capped target overflows, its
             # extra rows are dropped and the next round excludes it. Rounds <= capped targets + 1.
+            rounds = 0
             while len(picked) < limit:
-                query = (
-                    sa.select(deliveries.c.id, deliveries.c.target)
-                    .where(deliveries.c.status.in_(_DUE_STATUSES))
-                    .where(deliveries.c.next_attempt_at <= at)
-                    .where(sa.or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at <= at))
-                    .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-                    .limit(limit - len(picked))
-                    .with_for_update(skip_locked=True)
-                )
+                rounds += 1
+                params = {"now": at, "slots": limit - len(picked)}
                 if excluded:
-                    query = query.where(deliveries.c.target.not_in(sorted(excluded)))
-                if picked:
-                    query = query.where(deliveries.c.id.not_in(picked))
-                rows = conn.execute(query).all()
+                    params["excluded"] = sorted(excluded)
+                if picked_ids:
+                    params["picked"] = picked_ids
+                rows = conn.execute(_DUE[bool(excluded), bool(picked_ids)], params).all()
                 overflowed = False
-                for delivery_id, target in rows:
+                for row in rows:
+                    target = row[4]
                     if target in excluded:  # reached its cap earlier in this round
                         overflowed = True
                         continue
-                    picked.append(delivery_id)
+                    picked.append(row)
+                    picked_ids.append(row[0])
                     taken[target] += 1
                     if target in caps and taken[target] >= caps[target]:
                         excluded.add(target)
@@ -97,34 +197,25 @@ class QueueMixin(StoreBase):
                     break
             if not picked:
                 return []
-            conn.execute(
-                deliveries.update()
-                .where(deliveries.c.id.in_(picked))
-                .values(lease_owner=owner, lease_expires_at=at + lease_seconds,
-                        attempts=deliveries.c.attempts + 1, updated_at=at)
-            )
-            rows = conn.execute(
-                sa.select(
-                    deliveries.c.id, deliveries.c.document_id, documents.c.message_id, deliveries.c.partner,
-                    deliveries.c.target, documents.c.type, documents.c.idempotency_key, deliveries.c.attempts,
-                    deliveries.c.created_at, documents.c.blob_sha256, deliveries.c.next_attempt_at,
-                )
-                .join(documents, documents.c.id == deliveries.c.document_id)
-                .where(deliveries.c.id.in_(picked))
-                .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-            ).all()
+            if rounds > 1:  # a later round may see rows that were locked or not yet there before
+                picked.sort(key=lambda row: (row[10], row[0]))
+            lease = {"owner": owner, "expires": at + lease_seconds, "at": at}
+            conn.execute(_LEASE, [{"delivery_id": delivery_id, **lease} for delivery_id in picked_ids]
+                         if len(picked_ids) > 1 else {"delivery_id": picked_ids[0], **lease})
         claimed: list[ClaimedDelivery] = []
-        for r in rows:
+        for (delivery_id, document_id, message_id, partner, target, document_type, idempotency_key, attempts,
+             created_at, blob_sha256, _next_attempt_at) in picked:
             try:
-                body = self.blobs.get(r.blob_sha256)
+                body = self.blobs.get(blob_sha256)
             except BlobError as e:
-                log.error("delivery %s: %s", r.id, e, extra={"partner": r.partner, "message_id": r.message_id})
-                self.bury(r.id, owner, error=str(e), now=at)
+                log.error("delivery %s: %s", delivery_id, e, extra={"partner": partner, "message_id": message_id})
+                self.bury(delivery_id, owner, error=str(e), now=at)
                 continue
             claimed.append(ClaimedDelivery(
-                delivery_id=r.id, document_id=r.document_id, message_id=r.message_id, partner=r.partner,
-                target=r.target, document_type=r.type, idempotency_key=r.idempotency_key, attempts=r.attempts,
-                created_at=r.created_at, body=body,
+                delivery_id=delivery_id, document_id=document_id, message_id=message_id, partner=partner,
+                target=target, document_type=document_type, idempotency_key=idempotency_key,
+                attempts=attempts + 1,  # this claim's, as the UPDATE above counted it (the row is ours)
+                created_at=created_at, body=body,
             ))
         return claimed
 
@@ -138,10 +229,8 @@ class QueueMixin(StoreBase):
         now: float | None = None,
     ) -> bool:
         """Mark a leased delivery delivered; False (and a "lease-lost" event) if ``owner`` lost it."""
-        at = now_or(now)
         return self._settle(
-            delivery_id, owner, step="delivered", outcome="ok", at=at, duration_ms=duration_ms,
-            values=dict(status=DeliveryStatus.DELIVERED.value, delivered_at=at, last_http_status=http_status),
+            delivery_id, owner, step="delivered", outcome="ok", at=now_or(now), duration_ms=duration_ms,
             http_status=http_status,
         )
 
@@ -162,8 +251,6 @@ class QueueMixin(StoreBase):
         """
         return self._settle(
             delivery_id, owner, step="retry-scheduled", outcome="error", at=now_or(now), duration_ms=duration_ms,
-            values=dict(status=DeliveryStatus.RETRYING.value, next_attempt_at=next_attempt_at,
-                        last_error=error, last_http_status=http_status),
             http_status=http_status, error=error, next_attempt_at=next_attempt_at,
         )
 
@@ -183,7 +270,6 @@ class QueueMixin(StoreBase):
         """
         return self._settle(
             delivery_id, owner, step="dead-lettered", outcome="error", at=now_or(now), duration_ms=duration_ms,
-            values=dict(status=DeliveryStatus.DEAD.value, last_error=error, last_http_status=http_status),
             http_status=http_status, error=error,
         )
 
@@ -194,23 +280,15 @@ class QueueMixin(StoreBase):
         """
         at = now_or(now)
         with self._write("retrying a dead delivery") as conn:
-            row = conn.execute(
-                sa.select(deliveries.c.status, deliveries.c.target)
-                .where(deliveries.c.id == delivery_id)
-                .with_for_update()
-            ).first()
+            row = conn.execute(_DELIVERY_STATE_FOR_UPDATE, {"delivery_id": delivery_id}).first()
             if row is None:
                 raise StoreError(f"unknown delivery {delivery_id!r}")
-            if row.status != DeliveryStatus.DEAD.value:
-                raise StoreError(f"delivery {delivery_id} is {row.status}, not dead: only dead deliveries are retried")
-            conn.execute(
-                deliveries.update()
-                .where(deliveries.c.id == delivery_id)
-                .values(status=DeliveryStatus.QUEUED.value, next_attempt_at=at, attempts=0,
-                        lease_owner=None, lease_expires_at=None, updated_at=at)
-            )
-            self._add_event(conn, "dlq-retry", "ok", at=at, delivery_id=delivery_id,
-                            detail=f"target {row.target}: back in the queue")
+            status, _lease_owner, target, _attempts, partner, document_id, message_id = row
+            if status != _DEAD:
+                raise StoreError(f"delivery {delivery_id} is {status}, not dead: only dead deliveries are retried")
+            conn.execute(_REQUEUE_DEAD, {"delivery_id": delivery_id, "at": at})
+            self._insert_events(conn, event_row("dlq-retry", "ok", at, message_id, document_id, delivery_id, partner,
+                                                detail=f"target {target}: back in the queue"))
 
     def _settle(
         self,
@@ -221,32 +299,34 @@ class QueueMixin(StoreBase):
         outcome: str,
         at: float,
         duration_ms: float | None,
-        values: dict,
         http_status: int | None,
         error: str | None = None,
         next_attempt_at: float | None = None,
     ) -> bool:
-        """Apply ``values`` (and release the lease) only while ``owner`` holds the lease."""
+        """Record ``step`` (and release the lease) only while ``owner`` holds the lease.
+
+        One UPDATE ... RETURNING does the check, the change and fetches what the event needs;
+        only when it matches no row (lease lost, or no such delivery) is the row read.
+        """
         with self._write(f"recording {step}") as conn:
-            row = conn.execute(
-                sa.select(deliveries.c.status, deliveries.c.lease_owner, deliveries.c.target, deliveries.c.attempts)
-                .where(deliveries.c.id == delivery_id)
-                .with_for_update()
-            ).first()
+            row = conn.execute(_SETTLE[step], {
+                "delivery_id": delivery_id, "owner": owner, "at": at, "http_status": http_status,
+                "error": error, "next_at": next_attempt_at,
+            }).first()
+            if row is not None:
+                target, attempts, partner, document_id, message_id = row
+                self._insert_events(conn, event_row(
+                    step, outcome, at, message_id, document_id, delivery_id, partner, duration_ms,
+                    _detail(target, attempts, http_status, error, next_attempt_at)))
+                return True
+            row = conn.execute(_DELIVERY_STATE, {"delivery_id": delivery_id}).first()
             if row is None:
                 raise StoreError(f"unknown delivery {delivery_id!r}")
-            detail = _detail(row.target, row.attempts, http_status, error, next_attempt_at)
-            if row.lease_owner != owner or row.status not in _DUE_STATUSES:
-                held = f"leased to {row.lease_owner}" if row.lease_owner else "not leased"
-                self._add_event(conn, step, "lease-lost", at=at, delivery_id=delivery_id, duration_ms=duration_ms,
-                                detail=f"{detail} (by {owner}; the delivery is {row.status}, {held})")
-                log.warning("delivery %s: %s lost its lease before %s", delivery_id, owner, step)
-                return False
-            conn.execute(
-                deliveries.update()
-                .where(deliveries.c.id == delivery_id)
-                .values(**values, lease_owner=None, lease_expires_at=None, updated_at=at)
-            )
-            self._add_event(conn, step, outcome, at=at, delivery_id=delivery_id, duration_ms=duration_ms,
-                            detail=detail)
-        return True
+            status, lease_owner, target, attempts, partner, document_id, message_id = row
+            held = f"leased to {lease_owner}" if lease_owner else "not leased"
+            detail = _detail(target, attempts, http_status, error, next_attempt_at)
+            self._insert_events(conn, event_row(
+                step, "lease-lost", at, message_id, document_id, delivery_id, partner, duration_ms,
+                f"{detail} (by {owner}; the delivery is {status}, {held})"))
+        log.warning("delivery %s: %s lost its lease before %s", delivery_id, owner, step)
+        return False

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any
 
 from gateway.model import DeliveryStatus, MessageStatus
-
-R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +122,37 @@ class ReceiveResult:
         return not self.recovered and self.duplicate_of is None
 
 
-def from_row(cls: type[R], row: Mapping[str, Any]) -> R:
-    """Build record ``cls`` from a result row mapping, turning status strings into enums."""
-    values = {f.name: row[f.name] for f in fields(cls)}  # type: ignore[arg-type]
-    if cls is MessageRecord:
-        values["status"] = MessageStatus(values["status"])
-    elif cls is DeliveryRecord:
-        values["status"] = DeliveryStatus(values["status"])
-    return cls(**values)
+# Builders from result rows whose columns are selected in the record's field order (see the
+# *_COLUMNS lists in gateway.store.base): positional, no mapping views, one enum lookup.
+
+
+def message_record(row: Sequence[Any]) -> MessageRecord:
+    """A MessageRecord from a row of ``MESSAGE_COLUMNS``."""
+    (id_, partner, channel, filename, source_ref, raw_sha256, size, status, duplicate_of, format_, standard,
+     interchange, received_at, updated_at, error) = row
+    return MessageRecord(id_, partner, channel, filename, source_ref, raw_sha256, size, MessageStatus(status),
+                         duplicate_of, format_, standard, interchange, received_at, updated_at, error)
+
+
+def document_record(row: Sequence[Any]) -> DocumentRecord:
+    """A DocumentRecord from a row of ``DOCUMENT_COLUMNS``."""
+    return DocumentRecord(*row)
+
+
+def delivery_record(row: Sequence[Any]) -> DeliveryRecord:
+    """A DeliveryRecord from a row of ``DELIVERY_COLUMNS``."""
+    (id_, document_id, partner, target, status, attempts, next_attempt_at, lease_owner, lease_expires_at,
+     last_error, last_http_status, created_at, updated_at, delivered_at) = row
+    return DeliveryRecord(id_, document_id, partner, target, DeliveryStatus(status), attempts, next_attempt_at,
+                          lease_owner, lease_expires_at, last_error, last_http_status, created_at, updated_at,
+                          delivered_at)
+
+
+def event_record(row: Sequence[Any]) -> EventRecord:
+    """An EventRecord from a row of ``EVENT_COLUMNS``."""
+    return EventRecord(*row)
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """The record's field names in order (the column order its builder expects)."""
+    return tuple(f.name for f in fields(cls))
