@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config_as2 import As2Settings, HttpSettings, PartnerAs2, partner_target, read_as2, read_http, read_partner_as2
 from .errors import ConfigError, ConfigProblem, GatewayError
 from .mapping import MappingSet, load_mappings
 from .retry import RetryPolicy
@@ -87,6 +88,10 @@ class Settings:
     delivery: DeliverySettings
     targets: dict[str, Target]
     processors: int = 2
+    http: HttpSettings = field(default_factory=HttpSettings)
+    as2: As2Settings = field(default_factory=As2Settings)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)          # defaults for partner channels
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class Partner:
     inbox: Path | None = None
     mappings: dict[str, str] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
+    as2: PartnerAs2 | None = None
 
     def owns(self, format: str, qualifier: str, id: str) -> bool:
         """Does the interchange sender ``qualifier:id`` belong to this partner?
@@ -144,6 +150,24 @@ class Deployment:
         """The partner whose identifiers include this interchange sender, if exactly one does."""
         owners = [p for p in self.partners.values() if p.owns(format, qualifier, id)]
         return owners[0] if len(owners) == 1 else None
+
+    def partner_for_as2(self, as2_id: str) -> Partner | None:
+        """The enabled partner whose AS2 id this is (ids are unique across partners, checked at load)."""
+        for partner in self.partners.values():
+            if partner.enabled and partner.as2 is not None and partner.as2.as2_id == as2_id:
+                return partner
+        return None
+
+    @property
+    def targets(self) -> dict[str, Target]:
+        """Every delivery target: gateway.toml's internal ones and one ``as2:<ID>`` per AS2 partner with a URL."""
+        targets = dict(self.settings.targets)
+        for partner in self.partners.values():
+            if partner.as2 is not None and partner.as2.url:
+                name = partner_target(partner.id)
+                targets[name] = Target(name=name, type="as2", options={"partner": partner.id},
+                                       retry=self.settings.retry, breaker=self.settings.breaker)
+        return targets
 
 
 class _Reader:
@@ -256,7 +280,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
     data = _read_toml(path, CONFIG_FILE, problems) if path.exists() else {}
     data = data or {}
     r = _Reader(CONFIG_FILE, problems)
-    r.unknown(data, {"server", "store", "inbox", "delivery", "retry", "breaker", "targets"})
+    r.unknown(data, {"server", "store", "inbox", "delivery", "retry", "breaker", "targets", "http", "as2"})
 
     server = r.table(data, "server")
     r.unknown(server, {"node", "log_level", "log_format", "processors"}, "server.")
@@ -337,6 +361,10 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         delivery=delivery_settings,
         targets=targets,
         processors=r.value(server, "processors", int, 2, "server.", minimum=1),
+        http=read_http(r, r.table(data, "http"), home),
+        as2=read_as2(r, r.table(data, "as2"), home, resolve_secret),
+        retry=retry,
+        breaker=breaker,
     )
 
 
@@ -348,7 +376,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
     if data is None:
         return None
     r = _Reader(display, problems)
-    r.unknown(data, {"id", "name", "enabled", "identifiers", "inbox", "mappings", "routes"})
+    r.unknown(data, {"id", "name", "enabled", "identifiers", "inbox", "mappings", "routes", "as2"})
     partner_id = r.value(data, "id", str, path.stem)
     if partner_id != path.stem:
         r.problem("id", f"must equal the file name {path.stem!r} (one file per partner, named by its id)")
@@ -398,6 +426,10 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
                 r.problem(prefix + "targets", f"no target {t!r} in gateway.toml [targets]")
         routes.append(Route(document=str(document), targets=tuple(targets)))
 
+    as2 = read_partner_as2(r, r.table(data, "as2"), home, resolve_secret, settings.delivery.lease_seconds)
+    if as2 is not None and not settings.as2.enabled:
+        r.problem("as2", "this partner uses AS2 but gateway.toml has no [as2] as2_id and identities")
+
     if len(problems) > before:
         return None
     return Partner(
@@ -409,6 +441,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
         inbox=inbox_path,
         mappings=dict(mappings),
         routes=tuple(routes),
+        as2=as2,
     )
 
 
@@ -460,6 +493,11 @@ def _check_shared_identifiers(partners: dict[str, Partner], problems: list[Confi
                 if other != partner.id:
                     problems.append(ConfigProblem(partner.file, f"identifiers.{fmt}",
                                                   f"{ident!r} is also an identifier of partner {other}"))
+        if partner.as2 is not None:
+            other = seen.setdefault(("as2", partner.as2.as2_id), partner.id)
+            if other != partner.id:
+                problems.append(ConfigProblem(partner.file, "as2.id",
+                                              f"{partner.as2.as2_id!r} is also the AS2 id of partner {other}"))
 
 
 def check_deployment(home: Path, environ: dict[str, str] | None = None) -> list[ConfigProblem]:

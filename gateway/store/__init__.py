@@ -15,6 +15,7 @@ from gateway.store.records import (
     ReceiveResult,
 )
 from gateway.store.store import Store
+from gateway.store.transfers import ReceiptRecord
 
 __all__ = [
     "BlobStore",
@@ -23,6 +24,7 @@ __all__ = [
     "DocumentRecord",
     "EventRecord",
     "MessageRecord",
+    "ReceiptRecord",
     "ReceiveResult",
     "Store",
     "document_json",

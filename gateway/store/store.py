@@ -9,9 +9,10 @@ from gateway.store.engine import migrate, mask_url, schema_revision
 from gateway.store.log import LogMixin
 from gateway.store.messages import MessagesMixin
 from gateway.store.queue import QueueMixin
+from gateway.store.transfers import TransfersMixin
 
 
-class Store(MessagesMixin, QueueMixin, LogMixin):
+class Store(MessagesMixin, QueueMixin, LogMixin, TransfersMixin):
     """Durable state of the gateway on SQLite or PostgreSQL, plus content-addressed blobs.
 
     A synchronous API, safe to share between threads (the asyncio app calls it through a
@@ -20,7 +21,8 @@ class Store(MessagesMixin, QueueMixin, LogMixin):
     :class:`gateway.errors.StoreError` (``BlobError`` for damaged or missing payloads).
 
     Parts: :class:`MessagesMixin` (receive, documents), :class:`QueueMixin` (claims and
-    leases), :class:`LogMixin` (events and operator queries).
+    leases), :class:`LogMixin` (events and operator queries), :class:`TransfersMixin` (outbound
+    submissions, AS2 receipts).
     """
 
     def __init__(self, url: str, blob_dir: Path, *, duplicate_window: float = DEFAULT_DUPLICATE_WINDOW) -> None:

@@ -1,4 +1,4 @@
-"""The store's schema as SQLAlchemy Core tables: messages, documents, deliveries, events.
+"""The store's schema as SQLAlchemy Core tables: messages, documents, deliveries, events, receipts.
 
 This is the shape the code queries against. Migrations (``migrations/versions``) are
 frozen copies written by hand; ``tests/test_store.py`` checks both stay identical.
@@ -117,4 +117,39 @@ events = sa.Table(
     sa.Column("duration_ms", sa.Double(), nullable=True),
     sa.Column("detail", sa.Text(), nullable=False, server_default=""),
     sa.Index(None, "message_id", "id"),
+)
+
+RECEIPT_DIRECTIONS = ("sent", "received")
+RECEIPT_STATUSES = ("pending", "done", "failed")
+
+# AS2 MDNs: ones we sent for messages we received, and ones partners sent for our deliveries.
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("direction", sa.String(10), nullable=False),
+    sa.Column("partner", sa.String(200), nullable=False),
+    sa.Column("as2_message_id", sa.String(1000), nullable=False),   # the original message's Message-ID
+    sa.Column("message_id", sa.String(40), sa.ForeignKey("messages.id"), nullable=True),
+    sa.Column("delivery_id", sa.String(40), nullable=True),
+    sa.Column("disposition", sa.Text(), nullable=False),
+    sa.Column("mic", sa.Text(), nullable=True),
+    sa.Column("mic_ok", sa.Boolean(), nullable=True),
+    sa.Column("signed", sa.Boolean(), nullable=False),
+    sa.Column("mode", sa.String(10), nullable=False),                # sync | async
+    sa.Column("url", sa.Text(), nullable=True),                      # where an async MDN goes
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Double(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("blob_sha256", sa.String(64), nullable=True),          # the MDN as a MIME entity
+    sa.Column("transport_sha256", sa.String(64), nullable=True),     # the AS2 request as received
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.UniqueConstraint("direction", "partner", "as2_message_id"),
+    sa.CheckConstraint(_in("direction", RECEIPT_DIRECTIONS), name="direction"),
+    sa.CheckConstraint(_in("status", RECEIPT_STATUSES), name="status"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "message_id"),
+    sa.Index(None, "delivery_id"),
 )
