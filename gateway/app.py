@@ -1,9 +1,10 @@
-"""Composition root: wires the store, the inbox watcher, the pipeline and the delivery worker."""
+"""Composition root: wires the store, the receiving edges (inbox, AS2), the pipeline and the delivery worker."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import signal
 import time
@@ -14,10 +15,14 @@ import structlog
 
 from . import pipeline
 from .config import Deployment
+from .config_as2 import certificate_warnings, partner_target
 from .errors import GatewayError
+from .http import HttpServer
+from .inbound.as2 import As2Receiver
 from .inbound.watch import InboxWatcher, archive
 from .model import Channel, MessageStatus, Received
 from .outbound import CONNECTORS
+from .outbound.as2 import As2Connector, ReceiptBook
 from .store import Store, document_json
 from .worker import DeliveryWorker
 from .writer import BatchWriter
@@ -72,14 +77,27 @@ class Gateway:
         self._work: asyncio.Queue[str] = asyncio.Queue()
         self._processors: list[asyncio.Task] = []
         self.connectors = {name: CONNECTORS[t.type](t, deployment.home) for name, t in self.settings.targets.items()}
+        # Partners' own channels: one as2 connector per partner with an AS2 URL, target "as2:<ID>".
+        self.receipts = ReceiptBook(deployment, store, self.write)
+        for partner in deployment.partners.values():
+            if partner.as2 is not None and partner.as2.url:
+                self.connectors[partner_target(partner.id)] = As2Connector(partner, deployment, self.receipts)
         d = self.settings.delivery
-        self.worker = DeliveryWorker(store, self.write, self.settings.targets, self.connectors, owner=self.settings.node,
+        self.worker = DeliveryWorker(store, self.write, deployment.targets, self.connectors, owner=self.settings.node,
                                      workers=d.workers, per_target=d.per_target, lease_seconds=d.lease_seconds,
                                      poll_seconds=d.poll_seconds)
         inboxes = {p.id: p.inbox for p in deployment.partners.values() if p.inbox is not None and p.enabled}
         self.watcher = InboxWatcher(inboxes, self.on_inbox_file, on_skip=self.on_inbox_skip,
                                     stable_seconds=self.settings.inbox.stable_seconds,
                                     rescan_seconds=self.settings.inbox.rescan_seconds)
+        # The HTTP listener opens only when something is served on it (AS2 today).
+        serve_http = self.settings.http.enabled and self.settings.as2.enabled
+        self.http = HttpServer(self.settings.http) if serve_http else None
+        self.as2 = None
+        if self.http is not None:
+            self.as2 = As2Receiver(deployment, store, self.write, on_message=self._work.put_nowait,
+                                   on_mdn=self.receipts.accept)
+            self.http.add_routes(self.as2.routes())
 
     async def start(self) -> None:
         """Recover unfinished work, then open the receiving edges and start delivering."""
@@ -87,17 +105,29 @@ class Gateway:
         for problem in self.deployment.problems:
             log.error("partner file skipped", problem=str(problem))
             await self.write(self.store.event, "config", "error", detail=str(problem))
+        for warning in certificate_warnings(self.deployment, dt.datetime.now(dt.UTC)):
+            log.warning("certificate expiring", problem=str(warning))
+            await self.write(self.store.event, "certificate", "warning", detail=str(warning))
         for record in await asyncio.to_thread(self.store.pending_messages):
             self._work.put_nowait(record.id)   # stored before a crash, never processed
         for n in range(self.settings.processors):
             self._processors.append(asyncio.create_task(self._process_loop(), name=f"processor-{n}"))
         self.worker.start()
         await self.watcher.start()
+        if self.as2 is not None:
+            await self.as2.start()
+        if self.http is not None:
+            await self.http.start()
         log.info("gateway started", node=self.settings.node, partners=len(self.deployment.partners),
-                 targets=len(self.connectors), recovered=self._work.qsize())
+                 targets=len(self.connectors), recovered=self._work.qsize(),
+                 http=self.http.url if self.http is not None else None, as2=self.as2 is not None)
 
     async def stop(self) -> None:
         """Stop receiving, finish processing what was received, then stop delivering."""
+        if self.http is not None:
+            await self.http.stop()
+        if self.as2 is not None:
+            await self.as2.stop()
         await self.watcher.stop()
         await self._work.join()
         for task in self._processors:

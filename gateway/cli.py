@@ -222,11 +222,14 @@ def partners_show(obj: Context, partner_id: str, as_json: bool) -> None:
             "identifiers": {k: list(v) for k, v in partner.identifiers.items()},
             "inbox": str(partner.inbox or ""), "mappings": partner.mappings,
             "routes": [{"document": r.document, "targets": list(r.targets)} for r in partner.routes]}
+    details = cli_admin.as2_details(obj.deployment, partner) if partner.as2 is not None else None
     if as_json:
-        emit_json(data)
+        emit_json({**data, "as2": details} if details else data)
         return
     for key, value in data.items():
         click.echo(f"{key:12} {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    if details:
+        cli_admin.echo_as2_details(details)   # theirs, and what they need from us (AS2 id, URL, certificate)
 
 
 @main.group()
@@ -272,9 +275,10 @@ def log_show(obj: Context, message_id: str, as_json: bool) -> None:
     documents = store.documents_of(message_id)
     deliveries = [d for doc in documents for d in store.deliveries(document_id=doc.id)]
     events = store.timeline(message_id)
+    mdns = store.receipts_of(message_id)
     if as_json:
         emit_json({"message": records([message])[0], "documents": records(documents),
-                   "deliveries": records(deliveries), "events": records(events)})
+                   "deliveries": records(deliveries), "mdns": records(mdns), "events": records(events)})
         return
     m = records([message])[0]
     for key in ("id", "partner", "channel", "filename", "status", "format", "standard", "interchange",
@@ -291,6 +295,10 @@ def log_show(obj: Context, message_id: str, as_json: bool) -> None:
         table([{**d, "next": when(d["next_attempt_at"]) if d["status"] != "delivered" else ""}
                for d in records(deliveries)],
               ["id", "target", "status", "attempts", "next", "last_error"])
+    if mdns:
+        click.echo("\nAS2 MDNs")
+        table([{**r, "mic": {None: "", True: "match", False: "MISMATCH"}[r["mic_ok"]]} for r in records(mdns)],
+              ["direction", "as2_message_id", "mode", "status", "disposition", "signed", "mic"])
     click.echo("\ntimeline")
     table([{**e, "at": when(e["at"]), "ms": "" if e["duration_ms"] is None else f"{e['duration_ms']:.0f}"}
            for e in records(events)], ["at", "step", "outcome", "ms", "detail"])

@@ -1,7 +1,95 @@
-"""(being written)"""
+"""``gateway send``: queue a file for a partner over AS2 and, by default, wait for its outcome and MDN.
+
+The command only queues (one durable transaction); the running ``gateway serve`` sends it,
+so a send survives this command being interrupted and is retried like any delivery.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import click
+
+from .config_as2 import partner_target
+from .errors import GatewayError
+from .model import DeliveryStatus
+
+POLL_SECONDS = 0.5
+FINISHED = (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)
 
 
 def register(main: click.Group) -> None:
     """Add this module's commands to the `gateway` group."""
+    main.add_command(send)
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--partner", "partner_id", required=True, help="Partner id (its file has an [as2] url).")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the running gateway has delivered it (or given up).")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None,
+              help="Seconds to wait [default: the partner's HTTP timeout + as2.mdn_timeout + 30].")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def send(obj: Any, file: Path, partner_id: str, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Send FILE to a partner over AS2 (queued; `gateway serve` delivers it)."""
+    from .cli import emit_json, fail
+
+    deployment = obj.deployment
+    partner = deployment.partners.get(partner_id)
+    if partner is None:
+        fail(f"unknown partner {partner_id!r} (known: {', '.join(sorted(deployment.partners)) or 'none'})")
+    if partner.as2 is None or not partner.as2.url:
+        fail(f"partner {partner_id} has no AS2 url: set [as2] url in {partner.file} to send to it")
+    if not partner.enabled:
+        fail(f"partner {partner_id} is disabled in {partner.file}")
+    raw = file.read_bytes()
+    if not raw:
+        fail(f"{file}: the file is empty")
+    try:
+        message, delivery_id = obj.store.submit_outbound(raw, partner=partner_id, target=partner_target(partner_id),
+                                                         filename=file.name)
+    except GatewayError as exc:
+        fail(str(exc))
+    if not as_json:
+        click.echo(f"queued {file.name} for {partner_id}: message {message.id}, delivery {delivery_id}")
+    if not wait:
+        if as_json:
+            emit_json({"message_id": message.id, "delivery_id": delivery_id, "status": "queued"})
+        return
+    if timeout is None:
+        timeout = partner.as2.timeout + deployment.settings.as2.mdn_timeout + 30
+    delivery = _wait(obj.store, delivery_id, timeout)
+    mdns = [r for r in obj.store.receipts_of(message.id) if r.direction == "received"]
+    finished = delivery.status in FINISHED
+    result = {"message_id": message.id, "delivery_id": delivery_id, "status": delivery.status.value,
+              "attempts": delivery.attempts, "last_error": delivery.last_error,
+              "mdn": mdns[-1].disposition if mdns else None, "mic_ok": mdns[-1].mic_ok if mdns else None,
+              "finished": finished}
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"status      {result['status']} after {delivery.attempts} attempt(s)")
+        if result["mdn"] is not None:
+            mic = {None: "", True: " (MIC matches)", False: " (MIC DOES NOT MATCH)"}[result["mic_ok"]]
+            click.echo(f"MDN         {result['mdn']}{mic}")
+        if delivery.last_error and delivery.status is not DeliveryStatus.DELIVERED:
+            click.echo(f"last error  {delivery.last_error}")
+    if not finished:
+        click.echo(f"error: not finished within {timeout:g} s (status {delivery.status.value}); "
+                   "is `gateway serve` running?", err=True)
+    sys.exit(0 if delivery.status is DeliveryStatus.DELIVERED else 1)
+
+
+def _wait(store: Any, delivery_id: str, timeout: float) -> Any:
+    """Poll the delivery until it is delivered or dead, or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        delivery = store.delivery(delivery_id)
+        if delivery.status in FINISHED or time.monotonic() >= deadline:
+            return delivery
+        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))

@@ -9,6 +9,7 @@ Secrets are written as references (``env:NAME`` or ``file:PATH``) and resolved h
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config_as2 import As2Settings, HttpSettings, PartnerAs2, partner_target, read_as2, read_http, read_partner_as2
+from .config_as2 import (As2Settings, HttpSettings, PartnerAs2, certificate_warnings, partner_target, read_as2,
+                         read_http, read_partner_as2)
 from .errors import ConfigError, ConfigProblem, GatewayError
 from .mapping import MappingSet, load_mappings
 from .retry import RetryPolicy
@@ -426,7 +428,8 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
                 r.problem(prefix + "targets", f"no target {t!r} in gateway.toml [targets]")
         routes.append(Route(document=str(document), targets=tuple(targets)))
 
-    as2 = read_partner_as2(r, r.table(data, "as2"), home, resolve_secret, settings.delivery.lease_seconds)
+    as2 = read_partner_as2(r, r.table(data, "as2"), home, resolve_secret, settings.delivery.lease_seconds,
+                           settings.as2.mdn_timeout)
     if as2 is not None and not settings.as2.enabled:
         r.problem("as2", "this partner uses AS2 but gateway.toml has no [as2] as2_id and identities")
 
@@ -509,5 +512,6 @@ def check_deployment(home: Path, environ: dict[str, str] | None = None) -> list[
     problems = list(deployment.problems)
     if not deployment.partners and not problems:
         problems.append(ConfigProblem("partners/", "-", "no partner files: nothing can be received"))
-    return problems
+    # Certificates in use that expired or expire soon fail the check before a partner's message does.
+    return problems + certificate_warnings(deployment, dt.datetime.now(dt.UTC))
 

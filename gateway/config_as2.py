@@ -7,7 +7,9 @@ finds an unreadable or mismatched file before a partner's message does.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -15,8 +17,9 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from .as2 import CIPHERS, DIGESTS, Identity, load_certificates, load_identity
-from .errors import ConfigError, GatewayError
+from .as2 import CIPHERS, DIGESTS, Identity, expires_in_days, load_certificates, load_identity
+from .certstore import display
+from .errors import ConfigError, ConfigProblem, GatewayError
 
 if TYPE_CHECKING:
     from .config import _Reader
@@ -66,7 +69,7 @@ class PartnerAs2:
     """One partner's AS2 settings: their id and certificates, how we send to them, what we accept."""
 
     as2_id: str
-    certificates: tuple[x509.Certificate, ...]      # theirs: verify all; encrypt to the first valid one
+    certificates: tuple[x509.Certificate, ...]      # theirs: verify with all; encrypt to the newest valid one
     certificate_files: tuple[Path, ...]
     url: str = ""                                   # where we POST; empty = we only receive from them
     sign: str = "sha256"                            # "" = send unsigned
@@ -78,8 +81,9 @@ class PartnerAs2:
     require_encryption: bool = True
     binary_transfer: bool = True
     micalg_spelling: str = "rfc"
+    algorithm_protection: bool = True               # RFC 6211 attribute in our signatures; some partners choke on it
     content_type: str = "application/edi-consent"
-    timeout: float = 60.0
+    timeout: float = 30.0
     verify_tls: bool = True
     ca_file: Path | None = None
     basic_auth_user: str = ""                       # they must send these credentials to us
@@ -184,14 +188,14 @@ def _choice(r: "_Reader", data: dict, key: str, choices: tuple[str, ...], defaul
 
 
 def read_partner_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Callable[[str], str],
-                     lease_seconds: float) -> PartnerAs2 | None:
+                     lease_seconds: float, mdn_timeout: float) -> PartnerAs2 | None:
     """A partner file's [as2] table (None when the partner does not use AS2)."""
     if not data:
         return None
     p = "as2."
     r.unknown(data, {"id", "url", "certificates", "sign", "encrypt", "compress", "mdn", "mdn_signed",
                      "require_signature", "require_encryption", "binary_transfer", "micalg_spelling",
-                     "content_type", "timeout", "verify_tls", "ca_file", "basic_auth_user",
+                     "algorithm_protection", "content_type", "timeout", "verify_tls", "ca_file", "basic_auth_user",
                      "basic_auth_password", "allowed_ips"}, p)
     as2_id = r.value(data, "id", str, "", p)
     if not _valid_as2_id(as2_id):
@@ -223,9 +227,12 @@ def read_partner_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Calla
     require_signature = r.value(data, "require_signature", bool, True, p)
     if (encrypt or require_signature or (sign and r.value(data, "mdn_signed", bool, True, p))) and not certs:
         r.problem(p + "certificates", "the partner's certificate is needed to encrypt to them and verify them")
-    timeout = r.value(data, "timeout", float, 60.0, p, minimum=1)
-    if timeout >= lease_seconds:
-        r.problem(p + "timeout", "must be shorter than delivery.lease_seconds, or a slow send loses its claim")
+    timeout = r.value(data, "timeout", float, 30.0, p, minimum=1)
+    mdn = _choice(r, data, "mdn", MDN_MODES, "sync", p)
+    # A send holds its delivery's lease for the POST and, in async mode, the wait for the MDN.
+    if timeout + (mdn_timeout if mdn == "async" else 0) >= lease_seconds:
+        r.problem(p + "timeout", "timeout (+ as2.mdn_timeout for async MDNs) must be shorter than "
+                  "delivery.lease_seconds, or a slow send loses its claim")
     password = ""
     ref = r.value(data, "basic_auth_password", str, "", p)
     if ref:
@@ -253,12 +260,13 @@ def read_partner_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Calla
         sign=sign,
         encrypt=encrypt,
         compress=_choice(r, data, "compress", COMPRESS, "", p),
-        mdn=_choice(r, data, "mdn", MDN_MODES, "sync", p),
+        mdn=mdn,
         mdn_signed=r.value(data, "mdn_signed", bool, True, p),
         require_signature=require_signature,
         require_encryption=r.value(data, "require_encryption", bool, True, p),
         binary_transfer=r.value(data, "binary_transfer", bool, True, p),
         micalg_spelling=_choice(r, data, "micalg_spelling", MICALG_SPELLINGS, "rfc", p),
+        algorithm_protection=r.value(data, "algorithm_protection", bool, True, p),
         content_type=r.value(data, "content_type", str, "application/edi-consent", p),
         timeout=timeout,
         verify_tls=r.value(data, "verify_tls", bool, True, p),
@@ -277,3 +285,50 @@ def partner_target(partner_id: str) -> str:
 def as2_target_options(partner: Any, settings: Any) -> dict[str, Any]:
     """What the ``as2`` connector needs for one partner: their settings and ours."""
     return {"partner": partner.id, "as2": partner.as2, "ours": settings.as2, "http": settings.http}
+
+
+def certificate_warnings(deployment: Any, now: dt.datetime) -> list[ConfigProblem]:
+    """A problem per certificate in use (our identities, enabled AS2 partners') that expired or expires soon.
+
+    "Soon" is ``[as2] expiry_warning_days``. During a key rollover the outgoing certificate is
+    not flagged while it still has days left and a replacement valid beyond the window does its
+    job (ours: listed first, so it signs; a partner's: any, since we encrypt to the newest).
+    """
+    window = deployment.settings.as2.expiry_warning_days
+    problems: list[ConfigProblem] = []
+
+    def flag(path: Path, key: str, cert: x509.Certificate, replaced: bool, advice: str) -> None:
+        days = expires_in_days(cert, now)
+        if days >= window or (replaced and days >= 0):
+            return
+        date = cert.not_valid_after_utc.date().isoformat()
+        when = f"expired on {date}" if days < 0 else f"expires in {math.floor(days)} days ({date})"
+        problems.append(ConfigProblem(display(path, deployment.home), key, f"{when}; {advice}"))
+
+    ours = deployment.settings.as2
+    fresh = [expires_in_days(i.certificate, now) >= window for i in ours.identities]
+    for index, (identity, path) in enumerate(zip(ours.identities, ours.identity_files)):
+        others = any(fresh[:index] + fresh[index + 1:])
+        advice = ("remove it from [as2] identities" if others and index else
+                  "put the newer key pair first in [as2] identities once partners have its certificate" if others
+                  else "renew it (gateway certs generate) and send partners the new certificate")
+        flag(path, f"as2.identities[{index}]", identity.certificate, others and index > 0, advice)
+
+    for partner in deployment.partners.values():
+        if not partner.enabled or partner.as2 is None:
+            continue
+        fresh_one = any(expires_in_days(c, now) >= window and c.not_valid_before_utc <= now
+                        for c in partner.as2.certificates)
+        for index, path in enumerate(partner.as2.certificate_files):
+            try:
+                certs = load_certificates(path.read_bytes(), source=str(path))
+            except (OSError, ConfigError) as exc:
+                problems.append(ConfigProblem(display(path, deployment.home),
+                                              f"partner {partner.id} as2.certificates[{index}]", f"unreadable: {exc}"))
+                continue
+            advice = (f"remove it from {partner.file} [as2] certificates" if fresh_one
+                      else f"ask {partner.id} for their new certificate (gateway certs import FILE --partner {partner.id})")
+            for cert in certs:
+                flag(path, f"partner {partner.id} as2.certificates[{index}]", cert, fresh_one, advice)
+    return problems
+

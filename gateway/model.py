@@ -83,3 +83,4 @@ class DeliveryJob:
     idempotency_key: str
     body: bytes                    # the serialized canonical JSON
     attempt: int                   # 1 for the first attempt
+    document_number: str = ""      # e.g. the PO number; for a file sent to a partner, its file name

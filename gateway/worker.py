@@ -136,7 +136,8 @@ class DeliveryWorker:
         else:
             job = DeliveryJob(delivery_id=d.delivery_id, target=d.target, partner=d.partner,
                               document_id=d.document_id, document_type=d.document_type,
-                              idempotency_key=d.idempotency_key, body=d.body, attempt=d.attempts)
+                              idempotency_key=d.idempotency_key, body=d.body, attempt=d.attempts,
+                              document_number=d.document_number)
             try:
                 status = await connector.send(job)
             except DeliveryError as exc:

@@ -33,14 +33,14 @@ signed + encrypted payload builds in ~0.4 s and parses in ~0.4 s, each allocatin
 the payload on top of its input (the ciphertext or plaintext, and the one output copy).
 """
 
-from gateway.as2.certs import (Identity, expires_in_days, fingerprint, generate_identity, load_certificates,
+from gateway.as2.certs import (Identity, encryption_certificate, expires_in_days, fingerprint, generate_identity, load_certificates,
                                load_identity)
 from gateway.as2.cms import CIPHERS, DIGESTS
 from gateway.as2.mdn import Mdn, build_mdn, parse_disposition_options, parse_mdn
 from gateway.as2.message import Inbound, Outbound, build, parse
 
 __all__ = [
-    "CIPHERS", "DIGESTS", "Identity", "Inbound", "Mdn", "Outbound", "build", "build_mdn", "expires_in_days",
+    "CIPHERS", "DIGESTS", "Identity", "encryption_certificate", "Inbound", "Mdn", "Outbound", "build", "build_mdn", "expires_in_days",
     "fingerprint", "generate_identity", "load_certificates", "load_identity", "parse", "parse_disposition_options",
     "parse_mdn",
 ]

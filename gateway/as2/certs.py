@@ -146,3 +146,10 @@ def expires_in_days(cert: x509.Certificate, now: dt.datetime) -> float:
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
     return (cert.not_valid_after_utc - now).total_seconds() / 86400.0
+
+
+def encryption_certificate(certificates: tuple[x509.Certificate, ...] | list[x509.Certificate],
+                           now: dt.datetime) -> x509.Certificate | None:
+    """Of a partner's certificates, the one we encrypt to: the newest that is valid now (key rollover)."""
+    valid = [c for c in certificates if c.not_valid_before_utc <= now < c.not_valid_after_utc]
+    return max(valid, key=lambda c: c.not_valid_before_utc, default=None)

@@ -34,7 +34,7 @@ def secret_bytes(secret: str) -> bytes:
     return secret.encode()
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     if value and value.strip().isdigit():
         return float(value.strip())
     return None
@@ -121,7 +121,7 @@ class RestConnector:
             async with self._client().post(self.url, data=job.body, headers=headers, allow_redirects=False) as resp:
                 snippet = (await resp.content.read(300)).decode("utf-8", "replace").strip()
                 status = resp.status
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
         except asyncio.TimeoutError:
             raise RetryableDeliveryError(f"no answer from {self.url} within {self.timeout.total:g} s") from None
         except aiohttp.ClientError as exc:

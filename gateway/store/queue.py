@@ -68,7 +68,7 @@ def _due_query(excluding_targets: bool, excluding_ids: bool) -> sa.Select:
     return (
         sa.select(due.c.id, due.c.document_id, documents.c.message_id, due.c.partner, due.c.target,
                   documents.c.type, documents.c.idempotency_key, due.c.attempts, due.c.created_at,
-                  documents.c.blob_sha256, due.c.next_attempt_at)
+                  documents.c.blob_sha256, due.c.next_attempt_at, documents.c.number)
         .join_from(due, documents, documents.c.id == due.c.document_id)
         .order_by(due.c.next_attempt_at, due.c.id)
     )
@@ -204,7 +204,7 @@ class QueueMixin(StoreBase):
                          if len(picked_ids) > 1 else {"delivery_id": picked_ids[0], **lease})
         claimed: list[ClaimedDelivery] = []
         for (delivery_id, document_id, message_id, partner, target, document_type, idempotency_key, attempts,
-             created_at, blob_sha256, _next_attempt_at) in picked:
+             created_at, blob_sha256, _next_attempt_at, number) in picked:
             try:
                 body = self.blobs.get(blob_sha256)
             except BlobError as e:
@@ -215,7 +215,7 @@ class QueueMixin(StoreBase):
                 delivery_id=delivery_id, document_id=document_id, message_id=message_id, partner=partner,
                 target=target, document_type=document_type, idempotency_key=idempotency_key,
                 attempts=attempts + 1,  # this claim's, as the UPDATE above counted it (the row is ours)
-                created_at=created_at, body=body,
+                created_at=created_at, body=body, document_number=number,
             ))
         return claimed
 

@@ -99,6 +99,7 @@ class ClaimedDelivery:
     attempts: int
     created_at: float
     body: bytes
+    document_number: str = ""   # e.g. the PO number; the file name of an outbound file
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,7 +136,7 @@ receipts = sa.Table(
     sa.Column("mic", sa.Text(), nullable=True),
     sa.Column("mic_ok", sa.Boolean(), nullable=True),
     sa.Column("signed", sa.Boolean(), nullable=False),
-    sa.Column("mode", sa.String(10), nullable=False),                # sync | async
+    sa.Column("mode", sa.String(10), nullable=False),                # sync | async | none
     sa.Column("url", sa.Text(), nullable=True),                      # where an async MDN goes
     sa.Column("status", sa.String(10), nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),

@@ -124,7 +124,8 @@ class TransfersMixin(StoreBase):
         """Store an MDN (its MIME ``entity`` as a blob) and log it on its message; durable by default.
 
         A receipt for the same (direction, partner, Message-ID) already stored is returned
-        unchanged (the first one stands), with a "duplicate" event.
+        unchanged (the first one stands), with a "duplicate" event -- except that a partner's
+        positive MDN replaces a negative one it sent for an earlier attempt.
         """
         at = now_or(now)
         blob = self.blobs.put(entity) if entity is not None else None
@@ -136,6 +137,15 @@ class TransfersMixin(StoreBase):
                                                 "as2_message_id": as2_message_id}).first()
             if found is not None:
                 first = ReceiptRecord(*found)
+                if direction == "received" and not first.positive and disposition.strip().lower() == "processed":
+                    # A retry's positive MDN supersedes an earlier negative one: the message got through.
+                    conn.execute(receipts.update().where(receipts.c.id == first.id).values(
+                        disposition=disposition, mic=mic, mic_ok=mic_ok, signed=signed, mode=mode,
+                        blob_sha256=blob, delivery_id=delivery_id or first.delivery_id, updated_at=at))
+                    self._add_event(conn, step, "ok", at=at, message_id=message_id, delivery_id=delivery_id,
+                                    partner=partner, detail=f"{disposition} for {as2_message_id} (replaces "
+                                    f"{first.disposition})")
+                    return ReceiptRecord(*conn.execute(_BY_ID, {"receipt_id": first.id}).one())
                 self._add_event(conn, step, "duplicate", at=at, message_id=message_id or first.message_id,
                                 delivery_id=delivery_id, partner=partner,
                                 detail=f"MDN for {as2_message_id} already stored ({first.disposition})")
