@@ -59,7 +59,8 @@ def run_pipeline(store: Store, deployment: Deployment, message_id: str,
         log.warning("message rejected", message_id=message_id, partner=record.partner, error=str(exc))
         return None
     for document in outcome.documents:
-        store.blobs.put(document_json(document.envelope))   # durable before the rows that name it
+        document.body = document_json(document.envelope)
+        store.blobs.put(document.body)   # durable before the rows that name it
     write(store.record_processed, message_id, format=outcome.format, standard=outcome.standard,
           interchange=outcome.interchange, documents=outcome.documents, partner=outcome.partner)
     return outcome

@@ -479,9 +479,16 @@ async def probe(url: str, ca_file: Path | None, timeout: float) -> int:
 @click.command("test")
 @click.argument("partner_id")
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 300), help="Seconds.")
+@click.option("--send/--no-send", default=False, show_default=True,
+              help="Then send them a small test message through the queue and report its MDN "
+                   "(needs `gateway serve` running).")
 @click.pass_obj
-def partners_test(obj: Context, partner_id: str, timeout: float) -> None:
-    """Check an AS2 partner's certificates and that their URL answers (TLS verified); exit 1 on a problem."""
+def partners_test(obj: Context, partner_id: str, timeout: float, send: bool) -> None:
+    """Check an AS2 partner's certificates and that their URL answers (TLS verified); exit 1 on a problem.
+
+    With --send, a small text message goes to them like any file (`gateway send`) and the
+    outcome and their MDN are printed.
+    """
     deployment = obj.deployment
     partner = deployment.partners.get(partner_id)
     if partner is None:
@@ -509,4 +516,12 @@ def partners_test(obj: Context, partner_id: str, timeout: float) -> None:
         except GatewayError as exc:
             click.echo(f"url: {exc}")
             failed = True
+    if send and not failed and partner.as2.url:
+        from .cli_send import queue_and_report
+
+        ours = deployment.settings.as2.as2_id
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        text = f"AS2 test message from {ours} to {partner.as2.as2_id}, sent {stamp} by `gateway partners test`.\r\n"
+        failed = queue_and_report(obj, partner, text.encode(), f"as2-test-{stamp}.txt", wait=True, timeout=None,
+                                  as_json=False) != 0
     sys.exit(1 if failed else 0)

@@ -37,7 +37,7 @@ def register(main: click.Group) -> None:
 @click.pass_obj
 def send(obj: Any, file: Path, partner_id: str, wait: bool, timeout: float | None, as_json: bool) -> None:
     """Send FILE to a partner over AS2 (queued; `gateway serve` delivers it)."""
-    from .cli import emit_json, fail
+    from .cli import fail
 
     deployment = obj.deployment
     partner = deployment.partners.get(partner_id)
@@ -50,17 +50,27 @@ def send(obj: Any, file: Path, partner_id: str, wait: bool, timeout: float | Non
     raw = file.read_bytes()
     if not raw:
         fail(f"{file}: the file is empty")
+    sys.exit(queue_and_report(obj, partner, raw, file.name, wait=wait, timeout=timeout, as_json=as_json))
+
+
+def queue_and_report(obj: Any, partner: Any, raw: bytes, filename: str, *, wait: bool, timeout: float | None,
+                     as_json: bool) -> int:
+    """Queue ``raw`` for an AS2 partner, optionally wait for the outcome, print it; returns the exit code."""
+    from .cli import emit_json, fail
+
+    deployment = obj.deployment
+    partner_id = partner.id
     try:
         message, delivery_id = obj.store.submit_outbound(raw, partner=partner_id, target=partner_target(partner_id),
-                                                         filename=file.name)
+                                                         filename=filename)
     except GatewayError as exc:
         fail(str(exc))
     if not as_json:
-        click.echo(f"queued {file.name} for {partner_id}: message {message.id}, delivery {delivery_id}")
+        click.echo(f"queued {filename} for {partner_id}: message {message.id}, delivery {delivery_id}")
     if not wait:
         if as_json:
             emit_json({"message_id": message.id, "delivery_id": delivery_id, "status": "queued"})
-        return
+        return 0
     if timeout is None:
         timeout = partner.as2.timeout + deployment.settings.as2.mdn_timeout + 30
     delivery = _wait(obj.store, delivery_id, timeout)
@@ -82,7 +92,7 @@ def send(obj: Any, file: Path, partner_id: str, wait: bool, timeout: float | Non
     if not finished:
         click.echo(f"error: not finished within {timeout:g} s (status {delivery.status.value}); "
                    "is `gateway serve` running?", err=True)
-    sys.exit(0 if delivery.status is DeliveryStatus.DELIVERED else 1)
+    return 0 if delivery.status is DeliveryStatus.DELIVERED else 1
 
 
 def _wait(store: Any, delivery_id: str, timeout: float) -> Any:

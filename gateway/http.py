@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from .config_as2 import HttpSettings
+from .errors import GatewayError
 
 log = structlog.get_logger("gateway.http")
 
@@ -66,6 +67,9 @@ class HttpServer:
         await runner.setup()
         try:
             await web.TCPSite(runner, s.host, s.port, ssl_context=context).start()
+        except OSError as exc:   # port taken, address not ours: a clear error, not a traceback
+            await runner.cleanup()
+            raise GatewayError(f"[http] cannot listen on {s.host}:{s.port}: {exc.strerror or exc}") from None
         except BaseException:
             await runner.cleanup()
             raise

@@ -69,6 +69,7 @@ class Document:
     envelope: dict[str, Any]       # the full JSON object delivered to targets
     number: str = ""
     targets: list[str] = field(default_factory=list)
+    body: bytes | None = None      # the envelope serialized once (store.document_json), when already done
 
 
 @dataclass(frozen=True, slots=True)

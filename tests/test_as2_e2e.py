@@ -101,6 +101,10 @@ def test_two_gateways_trade_an_order_over_as2(tmp_path, target, mdn, signed, com
         assert (theirs["direction"], theirs["disposition"], theirs["signed"]) == ("received", "processed", signed)
         assert theirs["mic_ok"] is True
         assert theirs["as2_message_id"] == ours["as2_message_id"]
+
+        if mdn == "sync" and signed:   # the onboarding check: a test message and its MDN, through the queue
+            tested = acme.cli("partners", "test", "HQ", "--send")
+            assert "answers (HTTP" in tested.stdout and "MDN         processed (MIC matches)" in tested.stdout
     finally:
         acme.stop()
         hq.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import random
@@ -195,6 +196,28 @@ async def test_negative_mdn_and_the_body_kept_as_a_failed_message(gw, keys, disp
     assert stored.status == MessageStatus.FAILED and gw.store.raw(stored.id) == out.body
     assert repr(reply.message_id) in stored.error and f"partner {stored.partner}" in stored.error
     assert gw.received == []
+
+
+async def test_truncated_message_gets_a_negative_mdn_and_is_kept(gw, keys):
+    # A partner's broken client sends half the ciphertext with a matching Content-Length.
+    out = message(keys)
+    reply = await gw.post(out.body[: len(out.body) // 2], out.content_type)
+    mdn = reply.mdn(keys)
+    assert reply.status == 200 and not mdn.ok and mdn.modifier.startswith("error: ")
+    receipt, stored = stored_for(gw, reply.message_id)
+    assert receipt.disposition == f"processed/{mdn.modifier}"
+    assert stored.status == MessageStatus.FAILED and gw.received == []
+
+
+async def test_connection_cut_mid_body_stores_nothing_and_is_logged(gw, keys):
+    out = message(keys)
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.server.port)
+    writer.write(request_head(len(out.body)) + out.body[:100])
+    await writer.drain()
+    writer.close()   # the sender dies with most of the body unsent
+    refusals = await eventually(gw.refusals, "the refusal event")
+    assert "incomplete request body" in refusals[0][1]
+    assert gw.store.search_messages() == [] and list(gw.tmp_dir.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- refusals (no MDN)

@@ -236,7 +236,8 @@ class As2Receiver:
         too_large = _Refusal(413, f"request body over the limit of {cap} bytes", partner=partner)
         if request.content_length is not None and request.content_length > cap:
             raise too_large
-        with tempfile.TemporaryFile(dir=self.tmp_dir) as fh:
+        # Creating the file touches the file system: off the event loop, like the rest of the disk work.
+        with await asyncio.to_thread(tempfile.TemporaryFile, dir=self.tmp_dir) as fh:
             size = 0
             try:
                 async with asyncio.timeout(http.request_timeout):
@@ -248,7 +249,8 @@ class As2Receiver:
             except TimeoutError:
                 raise _Refusal(408, f"request body not received within {http.request_timeout:g} s",
                                partner=partner) from None
-            except aiohttp.ClientPayloadError as exc:
+            except (aiohttp.ClientPayloadError, ConnectionResetError) as exc:
+                # The sender went away mid-body: nothing was stored, the refusal event says why.
                 raise _Refusal(400, f"incomplete request body: {exc}", partner=partner) from None
             if size == 0:
                 yield b""
@@ -288,12 +290,14 @@ class As2Receiver:
             return exc.located(partner=req.partner.id, file=f"AS2 message {_quoted(req.message_id)}")
 
     async def _message(self, req: _Request, body: Body) -> web.Response:
-        transport = b"".join((req.headers, body))
-        # The transport record is needed whatever the outcome: store it while the message is opened.
-        # return_exceptions: both threads must be done with the mapped body before it can be closed.
-        opened, stored = await asyncio.gather(asyncio.to_thread(self._open, req, body),
-                                              asyncio.to_thread(self.store.blobs.put, transport),
-                                              return_exceptions=True)
+        # The request as received (an audit copy, not what the MDN acknowledges: no fsync) is
+        # stored whatever the outcome, while the message is opened, from its parts: a large
+        # body is never copied. return_exceptions: both threads must be done with the mapped
+        # body before it can be closed.
+        opened, stored = await asyncio.gather(
+            asyncio.to_thread(self._open, req, body),
+            asyncio.to_thread(self.store.blobs.put, (req.headers, body), durable=False),
+            return_exceptions=True)
         for outcome in (stored, opened):
             if isinstance(outcome, BaseException) and not isinstance(outcome, As2Error):
                 raise outcome
@@ -318,10 +322,10 @@ class As2Receiver:
                      as2_message_id=req.message_id, size=len(raw), recovered=result.recovered,
                      duplicate_of=result.duplicate_of, mdn=req.mode)
             disposition, mic, mic_algorithm = "processed", opened.mic, opened.mic_algorithm
-        return await self._acknowledge(req, message.id, disposition, mic, mic_algorithm, transport)
+        return await self._acknowledge(req, message.id, disposition, mic, mic_algorithm, stored)
 
     async def _acknowledge(self, req: _Request, message_id: str, disposition: str, mic: str | None,
-                           mic_algorithm: str | None, transport: bytes) -> web.Response:
+                           mic_algorithm: str | None, transport_sha256: str) -> web.Response:
         """Build the MDN, store it (durably, before anyone sees it), then answer or queue it."""
         ours = self.settings.as2
         sign = ours.identities[0] if req.signed_mdn else None
@@ -334,7 +338,7 @@ class As2Receiver:
         receipt = await self.write(
             self.store.add_receipt, direction="sent", partner=req.partner.id, as2_message_id=req.message_id,
             message_id=message_id, disposition=disposition, mic=mic, signed=sign is not None, mode=req.mode,
-            url=req.url, entity=entity, transport=transport, status="pending" if req.mode == "async" else "done",
+            url=req.url, entity=entity, transport_sha256=transport_sha256, status="pending" if req.mode == "async" else "done",
             durable=True)
         if receipt.blob_sha256 != sha256_hex(entity):  # a concurrent copy of the request stored its MDN first
             return await self._duplicate(req, receipt)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import mmap
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.errors import BlobError
+
+Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -45,25 +49,35 @@ class BlobStore:
             raise BlobError(f"invalid blob id {sha!r}: expected 64 lowercase hex digits")
         return self.root / sha[:2] / sha
 
-    def put(self, data: bytes) -> str:
-        """Store ``data`` durably and return its SHA-256; an existing copy of the right size is kept.
+    def put(self, data: bytes | Sequence[Buffer], *, durable: bool = True) -> str:
+        """Store ``data`` and return its SHA-256; an existing copy of the right size is kept.
 
+        ``data`` may be a sequence of buffers (e.g. a header block and an mmap'd body), stored
+        as their concatenation without ever joining them in memory. ``durable`` False skips the
+        fsyncs, for copies nothing is acknowledged on (the AS2 request as it came over the wire).
         An existing file of another size (truncated by a crash or damaged on disk) is replaced,
         since we hold the right bytes now. Same-size damage is caught by :meth:`get`, which
         verifies every read; re-hashing here would make storing a large file cost twice.
         """
-        sha = sha256_hex(data)
+        parts = [data] if isinstance(data, bytes) else list(data)
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        sha = digest.hexdigest()
+        size = sum(memoryview(part).nbytes for part in parts)
         path = self.path(sha)
-        if self._has(path, len(data)):
+        if self._has(path, size):
             return sha
         try:
             self._make_dirs(path.parent)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{sha[:8]}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
-                    f.write(data)
+                    for part in parts:
+                        f.write(part)
                     f.flush()
-                    os.fsync(f.fileno())
+                    if durable:
+                        os.fsync(f.fileno())
                 os.replace(tmp, path)
             except BaseException:
                 try:
@@ -71,7 +85,8 @@ class BlobStore:
                 except OSError:
                     pass
                 raise
-            _fsync_dir(path.parent)
+            if durable:
+                _fsync_dir(path.parent)
         except OSError as exc:
             raise BlobError(f"cannot write blob {sha} to {path}: {exc.strerror or exc}") from exc
         return sha

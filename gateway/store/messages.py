@@ -274,7 +274,7 @@ class MessagesMixin(StoreBase):
             if not isinstance(doc_id, str) or not doc_id:
                 raise StoreError(f"message {message_id}: document {position} has no envelope id")
             try:
-                body = document_json(doc.envelope)
+                body = doc.body if doc.body is not None else document_json(doc.envelope)
             except (TypeError, ValueError) as e:
                 raise StoreError(f"message {message_id}: document {doc_id} is not JSON-serializable: {e}") from e
             prepared.append((position, doc, doc_id, self.blobs.put(body)))

@@ -119,9 +119,11 @@ class TransfersMixin(StoreBase):
     def add_receipt(self, *, direction: str, partner: str, as2_message_id: str, disposition: str, signed: bool,
                     mode: str, message_id: str | None = None, delivery_id: str | None = None,
                     mic: str | None = None, mic_ok: bool | None = None, url: str | None = None,
-                    entity: bytes | None = None, transport: bytes | None = None, status: str = "done",
+                    entity: bytes | None = None, transport_sha256: str | None = None, status: str = "done",
                     durable: bool = True, now: float | None = None) -> ReceiptRecord:
         """Store an MDN (its MIME ``entity`` as a blob) and log it on its message; durable by default.
+
+        ``transport_sha256`` names a blob the caller stored: the AS2 request as it came in.
 
         A receipt for the same (direction, partner, Message-ID) already stored is returned
         unchanged (the first one stands), with a "duplicate" event -- except that a partner's
@@ -129,7 +131,6 @@ class TransfersMixin(StoreBase):
         """
         at = now_or(now)
         blob = self.blobs.put(entity) if entity is not None else None
-        wire = self.blobs.put(transport) if transport is not None else None
         step = "mdn-sent" if direction == "sent" else "mdn-received"
         with self._write("storing an MDN", durable=durable) as conn:
             self._lock(conn, ("receipt", direction, partner, as2_message_id))
@@ -155,7 +156,7 @@ class TransfersMixin(StoreBase):
                 message_id=message_id, delivery_id=delivery_id, disposition=disposition, mic=mic, mic_ok=mic_ok,
                 signed=signed, mode=mode, url=url, status=status, attempts=0,
                 next_attempt_at=at if status == "pending" else None, error=None, blob_sha256=blob,
-                transport_sha256=wire, created_at=at, updated_at=at)
+                transport_sha256=transport_sha256, created_at=at, updated_at=at)
             conn.execute(receipts.insert(), {name: getattr(record, name) for name in ReceiptRecord.__slots__})
             what = "queued for " + (url or "-") if status == "pending" else mode
             mic_text = "" if mic_ok is None else (", MIC matches" if mic_ok else ", MIC DOES NOT MATCH")
