@@ -173,14 +173,20 @@ def decrypt_view(enveloped: BytesLike, identities: Sequence[Identity],
         if cek is None or len(cek) != key_len:
             continue
         decryptor = Cipher(algorithm(cek), modes.CBC(iv)).decryptor()
-        plain = decryptor.update(chunks[0]) if len(chunks) == 1 else b"".join(decryptor.update(c) for c in chunks)
-        tail = decryptor.finalize()  # empty for whole blocks; skipping the += avoids a copy
-        if tail:
-            plain += tail
-        p = plain[-1]
-        if not 1 <= p <= block or plain[-p:] != bytes([p]) * p:
+        # Decrypt into one preallocated buffer: update() would build each output twice (once in
+        # the library, once as the returned bytes), a third payload-sized allocation at the peak.
+        # The buffer is never resized (a shrink may move it: another copy); the view trims it.
+        plain = bytearray(total + block)
+        done = 0
+        for chunk in chunks:
+            done += decryptor.update_into(chunk, memoryview(plain)[done:])
+        tail = decryptor.finalize()
+        plain[done:done + len(tail)] = tail
+        done += len(tail)
+        p = plain[done - 1] if done else 0
+        if not 1 <= p <= block or plain[done - p:done] != bytes([p]) * p:
             continue
-        view = memoryview(plain)[: len(plain) - p]
+        view = memoryview(plain)[: done - p]
         if plausible is not None and not plausible(view):
             implausible = True
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -292,6 +293,10 @@ def _parse(content_type: str, body: bytes, identities: Sequence[Identity], trust
             kind = params.get("smime-type", "").lower() or cms.content_kind(der_span.view())
             if kind == "enveloped-data":
                 view = cms.decrypt_view(der_span.view(), identities, plausible=_looks_like_mime)
+                if isinstance(body, mmap.mmap):
+                    # The ciphertext has been read: drop its resident pages (re-read from the file if
+                    # needed again) so a large message costs its plaintext, not its ciphertext too.
+                    body.madvise(mmap.MADV_DONTNEED)
                 inner = Span(view.obj, 0, len(view))  # type: ignore[arg-type]
                 encrypted = True
                 decrypted = inner if decrypted is None else decrypted

@@ -56,7 +56,7 @@ class Span:
         """The span's bytes (the buffer itself when the span covers it whole)."""
         if self.start == 0 and self.end == len(self.base) and isinstance(self.base, bytes):
             return self.base
-        return bytes(self.base[self.start : self.end])
+        return self.view().tobytes()   # one copy, whatever the base (slicing a bytearray or mmap copies too)
 
     def find(self, needle: bytes, offset: int = 0) -> int:
         """Position of ``needle`` relative to the span start, or -1."""

@@ -277,6 +277,12 @@ class As2Receiver:
 
     # ------------------------------------------------------------------------- messages
 
+    def _store_transport(self, req: _Request, body: Body) -> str:
+        sha = self.store.blobs.put((req.headers, body), durable=False)
+        if isinstance(body, mmap.mmap):
+            body.madvise(mmap.MADV_DONTNEED)   # file-backed: re-read from the temp file when needed
+        return sha
+
     def _open(self, req: _Request, body: Body) -> Inbound | As2Error:
         """Decrypt, decompress and verify (blocking: run in a thread); an As2Error is returned, not raised."""
         try:
@@ -291,16 +297,11 @@ class As2Receiver:
 
     async def _message(self, req: _Request, body: Body) -> web.Response:
         # The request as received (an audit copy, not what the MDN acknowledges: no fsync) is
-        # stored whatever the outcome, while the message is opened, from its parts: a large
-        # body is never copied. return_exceptions: both threads must be done with the mapped
-        # body before it can be closed.
-        opened, stored = await asyncio.gather(
-            asyncio.to_thread(self._open, req, body),
-            asyncio.to_thread(self.store.blobs.put, (req.headers, body), durable=False),
-            return_exceptions=True)
-        for outcome in (stored, opened):
-            if isinstance(outcome, BaseException) and not isinstance(outcome, As2Error):
-                raise outcome
+        # stored whatever the outcome, from its parts (a large body is never copied), and before
+        # the message is opened, so that its pages can be dropped first: a large message then
+        # costs its plaintext in memory, not its ciphertext as well.
+        stored = await asyncio.to_thread(self._store_transport, req, body)
+        opened = await asyncio.to_thread(self._open, req, body)
         raw = opened.payload if isinstance(opened, Inbound) else bytes(body)
         filename = (opened.filename or "") if isinstance(opened, Inbound) else ""
         await asyncio.to_thread(self.store.blobs.put, raw)  # the fsync'd part, off the writer thread
