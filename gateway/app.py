@@ -15,14 +15,18 @@ import structlog
 
 from . import pipeline
 from .config import Deployment
-from .config_as2 import certificate_warnings, partner_target
+from .config_as2 import certificate_warnings
 from .errors import GatewayError
 from .http import HttpServer
 from .inbound.as2 import As2Receiver
+from .inbound.sftp import SftpServer
+from .inbound.sftp_poll import SftpPoller
 from .inbound.watch import InboxWatcher, archive
 from .model import Channel, MessageStatus, Received
 from .outbound import CONNECTORS
 from .outbound.as2 import As2Connector, ReceiptBook
+from .outbound.outbox import OutboxConnector
+from .outbound.sftp import SftpConnector
 from .store import Store, document_json
 from .worker import DeliveryWorker
 from .writer import BatchWriter
@@ -78,11 +82,16 @@ class Gateway:
         self._work: asyncio.Queue[str] = asyncio.Queue()
         self._processors: list[asyncio.Task] = []
         self.connectors = {name: CONNECTORS[t.type](t, deployment.home) for name, t in self.settings.targets.items()}
-        # Partners' own channels: one as2 connector per partner with an AS2 URL, target "as2:<ID>".
+        # Partners' own channels ("as2:<ID>", "outbox:<ID>"...): one connector per partner and channel.
         self.receipts = ReceiptBook(deployment, store, self.write)
-        for partner in deployment.partners.values():
-            if partner.as2 is not None and partner.as2.url:
-                self.connectors[partner_target(partner.id)] = As2Connector(partner, deployment, self.receipts)
+        channels = {
+            "as2": lambda partner: As2Connector(partner, deployment, self.receipts),
+            "outbox": lambda partner: OutboxConnector(partner, deployment),
+            "sftp": lambda partner: SftpConnector(partner, deployment),
+        }
+        for name, target in deployment.targets.items():
+            if target.type in channels:
+                self.connectors[name] = channels[target.type](deployment.partners[target.options["partner"]])
         d = self.settings.delivery
         self.worker = DeliveryWorker(store, self.write, deployment.targets, self.connectors, owner=self.settings.node,
                                      workers=d.workers, per_target=d.per_target, lease_seconds=d.lease_seconds,
@@ -91,6 +100,10 @@ class Gateway:
         self.watcher = InboxWatcher(inboxes, self.on_inbox_file, on_skip=self.on_inbox_skip,
                                     stable_seconds=self.settings.inbox.stable_seconds,
                                     rescan_seconds=self.settings.inbox.rescan_seconds)
+        self.sftp = None
+        if self.settings.sftp.enabled and any(p.enabled and p.sftp is not None for p in deployment.partners.values()):
+            self.sftp = SftpServer(deployment, store, self.write, on_message=self._work.put_nowait)
+        self.sftp_poller = SftpPoller(deployment, store, self.write, on_message=self._work.put_nowait)
         # The HTTP listener opens only when something is served on it (AS2 today).
         serve_http = self.settings.http.enabled and self.settings.as2.enabled
         self.http = HttpServer(self.settings.http) if serve_http else None
@@ -115,21 +128,28 @@ class Gateway:
             self._processors.append(asyncio.create_task(self._process_loop(), name=f"processor-{n}"))
         self.worker.start()
         await self.watcher.start()
+        if self.sftp is not None:
+            await self.sftp.start()
+        await self.sftp_poller.start()
         if self.as2 is not None:
             await self.as2.start()
         if self.http is not None:
             await self.http.start()
         log.info("gateway started", node=self.settings.node, partners=len(self.deployment.partners),
                  targets=len(self.connectors), recovered=self._work.qsize(),
-                 http=self.http.url if self.http is not None else None, as2=self.as2 is not None)
+                 http=self.http.url if self.http is not None else None, as2=self.as2 is not None,
+                 sftp=f"{self.settings.sftp.host}:{self.sftp.port}" if self.sftp is not None else None)
 
     async def stop(self) -> None:
         """Stop receiving, finish processing what was received, then stop delivering."""
+        if self.sftp is not None:   # lets uploads being stored finish: before the writer closes
+            await self.sftp.stop()
         if self.http is not None:
             await self.http.stop()
         if self.as2 is not None:
             await self.as2.stop()
         await self.watcher.stop()
+        await self.sftp_poller.stop()
         await self._work.join()
         for task in self._processors:
             task.cancel()

@@ -397,11 +397,12 @@ def replay(obj: Context, message_id: str) -> None:
                f"({', '.join(d.idempotency_key for d in outcome.documents)})")
 
 
-# Commands that live in their own modules (AS2 sending, certificate and partner administration).
-from . import cli_admin, cli_send  # noqa: E402 - imported after `main` exists, to register on it
+# Commands that live in their own modules (sending, certificates and partners, SFTP accounts).
+from . import cli_admin, cli_send, cli_sftp  # noqa: E402 - imported after `main` exists, to register on it
 
 cli_admin.register(main)
 cli_send.register(main)
+cli_sftp.register(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

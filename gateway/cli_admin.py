@@ -27,7 +27,7 @@ from .as2 import fingerprint, generate_identity, load_certificates
 from .certstore import (CERTS_DIR, PARTNER_CERTS_DIR, Bundle, check_name, display, raw_toml, string_list, toml_table,
                         warning_days)
 from .config import CONFIG_FILE, PARTNER_ID, Deployment, Partner, load_deployment, resolve_secret
-from .config_as2 import COMPRESS, MDN_MODES
+from .config_as2 import COMPRESS, MDN_MODES, partner_target
 from .errors import ConfigError, ConfigProblem, GatewayError
 
 if TYPE_CHECKING:
@@ -484,19 +484,33 @@ async def probe(url: str, ca_file: Path | None, timeout: float) -> int:
                    "(needs `gateway serve` running).")
 @click.pass_obj
 def partners_test(obj: Context, partner_id: str, timeout: float, send: bool) -> None:
-    """Check an AS2 partner's certificates and that their URL answers (TLS verified); exit 1 on a problem.
+    """Check a partner's AS2 certificates and URL, and/or its own SFTP server; exit 1 on a problem.
 
-    With --send, a small text message goes to them like any file (`gateway send`) and the
-    outcome and their MDN are printed.
+    AS2: certificate validity and that the URL answers (TLS verified). SFTP ([sftp_remote]): a
+    login with the pinned host key, then a listing of upload_dir and poll_dir. With --send, a
+    small text message goes to an AS2 partner like any file (`gateway send`) and the outcome
+    and their MDN are printed.
     """
     deployment = obj.deployment
     partner = deployment.partners.get(partner_id)
     if partner is None:
         fail(f"unknown partner {partner_id!r}")
-    if partner.as2 is None:
-        fail(f"partner {partner_id} does not use AS2: nothing to test")
-    now, window = _now(), deployment.settings.as2.expiry_warning_days
+    if partner.as2 is None and partner.sftp_remote is None:
+        fail(f"partner {partner_id} does not use AS2 or a remote SFTP server ([sftp_remote]): nothing to test")
     failed = False
+    if partner.sftp_remote is not None:
+        from .outbound.sftp import check_login
+
+        try:
+            lines, ok = asyncio.run(check_login(partner.id, partner.sftp_remote, timeout=timeout))
+        except GatewayError as exc:
+            lines, ok = [f"sftp: {exc}"], False
+        for line in lines:
+            click.echo(line)
+        failed |= not ok
+    if partner.as2 is None:
+        sys.exit(1 if failed else 0)
+    now, window = _now(), deployment.settings.as2.expiry_warning_days
     encrypting = certstore.encryption_certificate(partner.as2.certificates, now)
     for cert in partner.as2.certificates:
         found = certstore.state(cert, now, window)
@@ -522,6 +536,6 @@ def partners_test(obj: Context, partner_id: str, timeout: float, send: bool) -> 
         ours = deployment.settings.as2.as2_id
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
         text = f"AS2 test message from {ours} to {partner.as2.as2_id}, sent {stamp} by `gateway partners test`.\r\n"
-        failed = queue_and_report(obj, partner, text.encode(), f"as2-test-{stamp}.txt", wait=True, timeout=None,
-                                  as_json=False) != 0
+        failed = queue_and_report(obj, partner, text.encode(), f"as2-test-{stamp}.txt",
+                                  target=partner_target(partner.id), wait=True, timeout=None, as_json=False) != 0
     sys.exit(1 if failed else 0)

@@ -1,4 +1,4 @@
-"""``gateway send``: queue a file for a partner over AS2 and, by default, wait for its outcome and MDN.
+"""``gateway send``: queue a file for a partner (AS2, their SFTP server, or their outbox) and report the outcome.
 
 The command only queues (one durable transaction); the running ``gateway serve`` sends it,
 so a send survives this command being interrupted and is retried like any delivery.
@@ -28,51 +28,59 @@ def register(main: click.Group) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--partner", "partner_id", required=True, help="Partner id (its file has an [as2] url).")
+@click.option("--partner", "partner_id", required=True, help="Partner id.")
+@click.option("--channel", type=click.Choice(["as2", "sftp", "outbox"]), default=None,
+              help="How to reach them [default: the first they have: as2, sftp (their server), outbox (ours)].")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until the running gateway has delivered it (or given up).")
 @click.option("--timeout", type=click.FloatRange(min=0), default=None,
               help="Seconds to wait [default: the partner's HTTP timeout + as2.mdn_timeout + 30].")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def send(obj: Any, file: Path, partner_id: str, wait: bool, timeout: float | None, as_json: bool) -> None:
-    """Send FILE to a partner over AS2 (queued; `gateway serve` delivers it)."""
+def send(obj: Any, file: Path, partner_id: str, channel: str | None, wait: bool, timeout: float | None,
+         as_json: bool) -> None:
+    """Send FILE to a partner (queued; `gateway serve` delivers it and retries)."""
     from .cli import fail
 
     deployment = obj.deployment
     partner = deployment.partners.get(partner_id)
     if partner is None:
         fail(f"unknown partner {partner_id!r} (known: {', '.join(sorted(deployment.partners)) or 'none'})")
-    if partner.as2 is None or not partner.as2.url:
-        fail(f"partner {partner_id} has no AS2 url: set [as2] url in {partner.file} to send to it")
+    channels = deployment.partner_channels(partner)
+    if channel is not None:
+        channels = [c for c in channels if c.startswith(channel + ":")]
+    if not channels:
+        fail(f"partner {partner_id} has no {channel or 'outbound'} channel: set [as2] url, [sftp_remote] "
+             f"upload_dir or an [sftp] account in {partner.file}")
     if not partner.enabled:
         fail(f"partner {partner_id} is disabled in {partner.file}")
     raw = file.read_bytes()
     if not raw:
         fail(f"{file}: the file is empty")
-    sys.exit(queue_and_report(obj, partner, raw, file.name, wait=wait, timeout=timeout, as_json=as_json))
+    sys.exit(queue_and_report(obj, partner, raw, file.name, target=channels[0], wait=wait, timeout=timeout,
+                              as_json=as_json))
 
 
-def queue_and_report(obj: Any, partner: Any, raw: bytes, filename: str, *, wait: bool, timeout: float | None,
-                     as_json: bool) -> int:
-    """Queue ``raw`` for an AS2 partner, optionally wait for the outcome, print it; returns the exit code."""
+def queue_and_report(obj: Any, partner: Any, raw: bytes, filename: str, *, target: str, wait: bool,
+                     timeout: float | None, as_json: bool) -> int:
+    """Queue ``raw`` for a partner channel, optionally wait for the outcome, print it; returns the exit code."""
     from .cli import emit_json, fail
 
     deployment = obj.deployment
     partner_id = partner.id
     try:
-        message, delivery_id = obj.store.submit_outbound(raw, partner=partner_id, target=partner_target(partner_id),
-                                                         filename=filename)
+        message, delivery_id = obj.store.submit_outbound(raw, partner=partner_id, target=target, filename=filename)
     except GatewayError as exc:
         fail(str(exc))
     if not as_json:
-        click.echo(f"queued {filename} for {partner_id}: message {message.id}, delivery {delivery_id}")
+        click.echo(f"queued {filename} for {partner_id} ({target}): message {message.id}, delivery {delivery_id}")
     if not wait:
         if as_json:
             emit_json({"message_id": message.id, "delivery_id": delivery_id, "status": "queued"})
         return 0
-    if timeout is None:
-        timeout = partner.as2.timeout + deployment.settings.as2.mdn_timeout + 30
+    if timeout is None:   # one attempt's worst case, and some slack for the queue
+        timeout = (partner.as2.timeout + deployment.settings.as2.mdn_timeout if target == partner_target(partner_id)
+                   else partner.sftp_remote.timeout if partner.sftp_remote is not None else 0) + 30
     delivery = _wait(obj.store, delivery_id, timeout)
     mdns = [r for r in obj.store.receipts_of(message.id) if r.direction == "received"]
     finished = delivery.status in FINISHED

@@ -19,6 +19,8 @@ from typing import Any
 
 from .config_as2 import (As2Settings, HttpSettings, PartnerAs2, certificate_warnings, partner_target, read_as2,
                          read_http, read_partner_as2)
+from .config_sftp import (PartnerSftp, PartnerSftpRemote, SftpServerSettings, read_partner_sftp,
+                          read_partner_sftp_remote, read_sftp_server, outbox_target, sftp_target)
 from .errors import ConfigError, ConfigProblem, GatewayError
 from .mapping import MappingSet, load_mappings
 from .retry import RetryPolicy
@@ -92,6 +94,7 @@ class Settings:
     processors: int = 2
     http: HttpSettings = field(default_factory=HttpSettings)
     as2: As2Settings = field(default_factory=As2Settings)
+    sftp: SftpServerSettings = field(default_factory=SftpServerSettings)
     retry: RetryPolicy = field(default_factory=RetryPolicy)          # defaults for partner channels
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
@@ -117,6 +120,8 @@ class Partner:
     mappings: dict[str, str] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     as2: PartnerAs2 | None = None
+    sftp: PartnerSftp | None = None                  # their account on our SFTP server
+    sftp_remote: PartnerSftpRemote | None = None     # their SFTP server (push / poll)
 
     def owns(self, format: str, qualifier: str, id: str) -> bool:
         """Does the interchange sender ``qualifier:id`` belong to this partner?
@@ -169,7 +174,27 @@ class Deployment:
                 name = partner_target(partner.id)
                 targets[name] = Target(name=name, type="as2", options={"partner": partner.id},
                                        retry=self.settings.retry, breaker=self.settings.breaker)
+            if partner.sftp_remote is not None and partner.sftp_remote.upload_dir:
+                name = sftp_target(partner.id)
+                targets[name] = Target(name=name, type="sftp", options={"partner": partner.id},
+                                       retry=self.settings.retry, breaker=self.settings.breaker)
+            if partner.sftp is not None:
+                name = outbox_target(partner.id)
+                targets[name] = Target(name=name, type="outbox", options={"partner": partner.id},
+                                       retry=self.settings.retry, breaker=self.settings.breaker)
         return targets
+
+    def partner_channels(self, partner: Partner) -> list[str]:
+        """The queue targets that reach a partner, in the order `gateway send` prefers them."""
+        return [name for name, target in self.targets.items()
+                if target.type in ("as2", "sftp", "outbox") and target.options.get("partner") == partner.id]
+
+    def partner_for_sftp_user(self, username: str) -> Partner | None:
+        """The enabled partner whose SFTP account this is (usernames are unique, checked at load)."""
+        for partner in self.partners.values():
+            if partner.enabled and partner.sftp is not None and partner.sftp.username == username:
+                return partner
+        return None
 
 
 class _Reader:
@@ -282,7 +307,8 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
     data = _read_toml(path, CONFIG_FILE, problems) if path.exists() else {}
     data = data or {}
     r = _Reader(CONFIG_FILE, problems)
-    r.unknown(data, {"server", "store", "inbox", "delivery", "retry", "breaker", "targets", "http", "as2"})
+    r.unknown(data, {"server", "store", "inbox", "delivery", "retry", "breaker", "targets", "http", "as2",
+                     "sftp"})
 
     server = r.table(data, "server")
     r.unknown(server, {"node", "log_level", "log_format", "processors"}, "server.")
@@ -365,6 +391,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         processors=r.value(server, "processors", int, 2, "server.", minimum=1),
         http=read_http(r, r.table(data, "http"), home),
         as2=read_as2(r, r.table(data, "as2"), home, resolve_secret),
+        sftp=read_sftp_server(r, r.table(data, "sftp"), home),
         retry=retry,
         breaker=breaker,
     )
@@ -378,7 +405,8 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
     if data is None:
         return None
     r = _Reader(display, problems)
-    r.unknown(data, {"id", "name", "enabled", "identifiers", "inbox", "mappings", "routes", "as2"})
+    r.unknown(data, {"id", "name", "enabled", "identifiers", "inbox", "mappings", "routes", "as2", "sftp",
+                     "sftp_remote"})
     partner_id = r.value(data, "id", str, path.stem)
     if partner_id != path.stem:
         r.problem("id", f"must equal the file name {path.stem!r} (one file per partner, named by its id)")
@@ -433,6 +461,12 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
     if as2 is not None and not settings.as2.enabled:
         r.problem("as2", "this partner uses AS2 but gateway.toml has no [as2] as2_id and identities")
 
+    sftp = read_partner_sftp(r, r.table(data, "sftp"), partner_id, home)
+    if sftp is not None and not settings.sftp.host_keys:
+        r.problem("sftp", "this partner has an SFTP account but gateway.toml [sftp] host_keys is empty "
+                  "(`gateway init` makes a host key)")
+    sftp_remote = read_partner_sftp_remote(r, r.table(data, "sftp_remote"), home, resolve_secret)
+
     if len(problems) > before:
         return None
     return Partner(
@@ -445,6 +479,8 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
         mappings=dict(mappings),
         routes=tuple(routes),
         as2=as2,
+        sftp=sftp,
+        sftp_remote=sftp_remote,
     )
 
 
@@ -496,6 +532,11 @@ def _check_shared_identifiers(partners: dict[str, Partner], problems: list[Confi
                 if other != partner.id:
                     problems.append(ConfigProblem(partner.file, f"identifiers.{fmt}",
                                                   f"{ident!r} is also an identifier of partner {other}"))
+        if partner.sftp is not None:
+            other = seen.setdefault(("sftp", partner.sftp.username), partner.id)
+            if other != partner.id:
+                problems.append(ConfigProblem(partner.file, "sftp.username",
+                                              f"{partner.sftp.username!r} is also the SFTP user of partner {other}"))
         if partner.as2 is not None:
             other = seen.setdefault(("as2", partner.as2.as2_id), partner.id)
             if other != partner.id:

@@ -32,6 +32,6 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Third-party chatter (inotify events, alembic steps) is noise at info level.
-    for name in ("watchdog", "alembic", "asyncio"):
+    # Third-party chatter (inotify events, alembic steps, SSH channel traffic) is noise at info level.
+    for name in ("watchdog", "alembic", "asyncio", "asyncssh"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

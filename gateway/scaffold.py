@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -9,6 +10,9 @@ from pathlib import Path
 from .errors import GatewayError
 
 PARTS = ("gateway.toml", "partners", "mappings", "certs", "examples")
+# Key material in a source checkout's certs/ (made there by `gateway certs generate`) is never copied.
+_NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pem", "*.key", "*.p12", "*.pfx", "ssh_host_*")
+HOST_KEY = "certs/ssh_host_ed25519_key"
 
 
 def example_root() -> Path:
@@ -32,12 +36,31 @@ def init_deployment(target: Path, force: bool = False) -> list[Path]:
     for part in PARTS:
         src = source / part
         if src.is_dir():
-            shutil.copytree(src, target / part, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(src, target / part, dirs_exist_ok=True, ignore=_NOT_COPIED)
         elif src.is_file():
             shutil.copy2(src, target / part)
         else:
             continue
         written.append(target / part)
     (target / "var").mkdir(exist_ok=True)
+    written.append(_host_key(target))
     return written
+
+
+def _host_key(target: Path) -> Path:
+    """This deployment's own SSH host key (SFTP server), 0600, named in gateway.toml [sftp] host_keys."""
+    import asyncssh
+
+    path = target / HOST_KEY
+    if not path.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.export_private_key())
+        (target / (HOST_KEY + ".pub")).write_bytes(key.export_public_key())
+    config = target / "gateway.toml"
+    text = config.read_text()
+    commented = f'# host_keys = ["{HOST_KEY}"]'
+    if commented in text:
+        config.write_text(text.replace(commented, f'host_keys = ["{HOST_KEY}"]', 1))
+    return path

@@ -588,7 +588,7 @@ async def test_gateway_send_waits_for_delivery_and_shows_the_mdn(world, store_ur
     finally:
         await worker.stop()
     assert result.exit_code == 0, result.output
-    assert "queued invoice-1.x12 for ACME: message msg" in result.output
+    assert "queued invoice-1.x12 for ACME (as2:ACME): message msg" in result.output
     assert "status      delivered after 1 attempt(s)" in result.output
     assert "MDN         processed (MIC matches)" in result.output
     assert w.partner.opened[0].payload == PAYLOAD
@@ -623,6 +623,6 @@ async def test_gateway_send_refuses_a_partner_without_an_as2_url(world, tmp_path
     edi.write_bytes(PAYLOAD)
     result = await asyncio.to_thread(run_cli, w.home, "send", str(edi), "--partner", "ACME")
     assert result.exit_code != 0
-    assert "partner ACME has no AS2 url: set [as2] url in partners/ACME.toml" in result.output
+    assert "partner ACME has no outbound channel: set [as2] url, [sftp_remote] upload_dir or an [sftp] account in partners/ACME.toml" in result.output
     result = await asyncio.to_thread(run_cli, w.home, "send", str(edi), "--partner", "NOPE")
     assert result.exit_code != 0 and "unknown partner 'NOPE'" in result.output

@@ -1,6 +1,7 @@
 """The `gateway` command in-process: init, check, process (dry run), partners, and operator views."""
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -26,6 +27,32 @@ def test_init_scaffolds_a_deployment_that_checks_clean(home):
     result = run(home, "check")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok: 1 partners, 1 targets")
+
+
+def test_init_makes_its_own_ssh_host_key_and_copies_no_key_material(tmp_path, monkeypatch):
+    import asyncssh
+
+    from gateway import scaffold
+
+    # A source checkout whose certs/ holds a private key someone generated there.
+    source = tmp_path / "checkout"
+    source.mkdir()
+    for part in ("gateway.toml", "partners", "mappings", "certs", "examples"):
+        src = scaffold.example_root() / part
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, source / part)
+    (source / "certs" / "gateway.pem").write_text("-----BEGIN PRIVATE KEY-----\nsecret\n")
+    monkeypatch.setattr(scaffold, "example_root", lambda: source)
+    first, second = tmp_path / "one", tmp_path / "two"
+    for target in (first, second):
+        assert CliRunner().invoke(main, ["init", str(target)]).exit_code == 0
+    assert not (first / "certs" / "gateway.pem").exists()
+    key_file = first / "certs" / "ssh_host_ed25519_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = asyncssh.read_private_key(key_file)
+    assert key.export_public_key() == (first / "certs" / "ssh_host_ed25519_key.pub").read_bytes()
+    assert key.export_public_key() != (second / "certs" / "ssh_host_ed25519_key.pub").read_bytes()
+    assert 'host_keys = ["certs/ssh_host_ed25519_key"]' in (first / "gateway.toml").read_text()
+    assert run(first, "check").exit_code == 0
 
 
 def test_init_refuses_to_overwrite(home):

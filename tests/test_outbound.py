@@ -144,3 +144,29 @@ async def test_file_connector_refuses_unsafe_keys(tmp_path):
     conn = FileConnector(target("file", path=str(tmp_path)), tmp_path)
     with pytest.raises(PermanentDeliveryError):
         await conn.send(job(key="../../etc/passwd"))
+
+
+async def test_outbox_connector_places_each_file_once_and_never_overwrites_another(tmp_path):
+    from types import SimpleNamespace
+
+    from gateway.outbound.outbox import OutboxConnector
+
+    deployment = SimpleNamespace(settings=SimpleNamespace(sftp=SimpleNamespace(root=tmp_path / "sftp")))
+    conn = OutboxConnector(SimpleNamespace(id="ACME"), deployment)
+    outbox = tmp_path / "sftp" / "ACME" / "outbox"
+    first = DeliveryJob(delivery_id="d1", target="outbox:ACME", partner="ACME", document_id="out_1",
+                        document_type="edi", idempotency_key="k" * 32, body=b"UNB+first'", attempt=1,
+                        document_number="invoice.edi")
+    await conn.send(first)
+    await conn.send(first)   # a retry after the write: the same single file
+    other = DeliveryJob(delivery_id="d2", target="outbox:ACME", partner="ACME", document_id="out_2",
+                        document_type="edi", idempotency_key="m" * 32, body=b"UNB+second'", attempt=1,
+                        document_number="../../invoice.edi")
+    await conn.send(other)   # same plain name, other bytes: kept apart, path parts dropped
+    assert sorted(p.name for p in outbox.iterdir()) == ["invoice-" + "m" * 12 + ".edi", "invoice.edi"]
+    assert (outbox / "invoice.edi").read_bytes() == b"UNB+first'"
+    hostile = DeliveryJob(delivery_id="d3", target="outbox:ACME", partner="ACME", document_id="out_3",
+                          document_type="edi", idempotency_key="n" * 32, body=b"x", attempt=1,
+                          document_number=".hidden")
+    await conn.send(hostile)
+    assert (outbox / "out_3.edi").read_bytes() == b"x"

@@ -14,6 +14,30 @@ from ..model import DeliveryJob
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 
+def write_atomically(folder: Path, name: str, body: bytes, *, fsync: bool = True) -> None:
+    """Write ``folder/name`` so that readers see the whole file or none (temp dotfile + rename).
+
+    Raises RetryableDeliveryError: a full disk or a missing mount usually heals.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{name}.{os.getpid()}.tmp"
+        with temp.open("wb") as fh:
+            fh.write(body)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(temp, folder / name)
+        if fsync:
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    except OSError as exc:
+        raise RetryableDeliveryError(f"cannot write into {folder}: {exc.strerror}") from None
+
+
 class FileConnector:
     """Drops ``<document type>-<idempotency key>.json`` into ``path``.
 
@@ -42,29 +66,9 @@ class FileConnector:
         """Write the document; the idempotency key is checked before it becomes a file name."""
         if not _SAFE_KEY.match(job.idempotency_key) or not re.match(r"^[a-z_]+$", job.document_type):
             raise PermanentDeliveryError(f"unsafe file name from key {job.idempotency_key!r}")
-        await asyncio.to_thread(self._write, f"{job.document_type}-{job.idempotency_key}.json", job.body)
+        await asyncio.to_thread(write_atomically, self.folder, f"{job.document_type}-{job.idempotency_key}.json",
+                                job.body, fsync=self.fsync)
         return None
-
-    def _write(self, name: str, body: bytes) -> None:
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            final = self.folder / name
-            temp = self.folder / f".{name}.{os.getpid()}.tmp"
-            with temp.open("wb") as fh:
-                fh.write(body)
-                if self.fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.replace(temp, final)   # atomic: readers see the whole file or none
-            if self.fsync:
-                dir_fd = os.open(self.folder, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-        except OSError as exc:
-            # A full disk or a missing mount usually heals; the queue retries with backoff.
-            raise RetryableDeliveryError(f"cannot write into {self.folder}: {exc.strerror}") from None
 
     async def close(self) -> None:
         """Nothing to release."""

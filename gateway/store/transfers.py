@@ -58,10 +58,14 @@ _DUE_ASYNC = (_SELECT.where(receipts.c.status == "pending", receipts.c.direction
                             receipts.c.next_attempt_at <= sa.bindparam("now"))
               .order_by(receipts.c.next_attempt_at).limit(sa.bindparam("limit")))
 _BY_ID = _SELECT.where(receipts.c.id == sa.bindparam("receipt_id"))
+_SEEN_SOURCE = (sa.select(messages.c.id)
+                .where(messages.c.partner == sa.bindparam("partner"), messages.c.channel == sa.bindparam("channel"),
+                       messages.c.source_ref == sa.bindparam("source_ref"))
+                .limit(1))
 
 
 class TransfersMixin(StoreBase):
-    """submit_outbound / add_receipt / receipt_for / receipts_of / due_async_mdns / settle_async_mdn."""
+    """submit_outbound / add_receipt / receipt_for / receipts_of / due_async_mdns / settle_async_mdn / seen_source."""
 
     def submit_outbound(self, raw: bytes, *, partner: str, target: str, filename: str, channel: Channel = Channel.CLI,
                         document_type: str = "edi", idempotency_key: str | None = None,
@@ -109,6 +113,12 @@ class TransfersMixin(StoreBase):
                 event_row("queued", "ok", at, message_id, document_id, delivery_id, partner, detail=f"target {target}"),
             ])
             return self._message(conn, message_id), delivery_id
+
+    def seen_source(self, partner: str, channel: Channel | str, source_ref: str) -> bool:
+        """Was a message already stored from this partner, channel and source ref? (cheap, before a download)"""
+        with self._read("looking up a source ref") as conn:
+            return conn.execute(_SEEN_SOURCE, {"partner": partner, "channel": Channel(channel).value,
+                                               "source_ref": source_ref}).first() is not None
 
     def _message(self, conn: sa.Connection, message_id: str) -> MessageRecord:
         from gateway.store.messages import _SELECT_MESSAGE
