@@ -27,6 +27,7 @@ from .outbound import CONNECTORS
 from .outbound.as2 import As2Connector, ReceiptBook
 from .outbound.outbox import OutboxConnector
 from .outbound.sftp import SftpConnector
+from .processes import Secondaries
 from .store import Store, document_json
 from .worker import DeliveryWorker
 from .writer import BatchWriter
@@ -71,12 +72,19 @@ def run_pipeline(store: Store, deployment: Deployment, message_id: str,
 
 
 class Gateway:
-    """One running gateway node: receives, processes and delivers until stopped."""
+    """One running gateway node: receives, processes and delivers until stopped.
 
-    def __init__(self, deployment: Deployment, store: Store) -> None:
+    ``secondary`` (1, 2...) is one of several processes of one deployment on this machine
+    (see gateway/processes.py): it serves HTTP, processes and delivers, and leaves what must
+    run once (inbox watcher, SFTP, async MDNs, start-up recovery) to the primary.
+    """
+
+    def __init__(self, deployment: Deployment, store: Store, *, secondary: int = 0) -> None:
         self.deployment = deployment
         self.settings = deployment.settings
         self.store = store
+        self.primary = secondary == 0
+        node = self.settings.node if self.primary else f"{self.settings.node}/{secondary}"
         # Row writes go through one group-committing writer; reads and blob I/O run elsewhere.
         self.write = BatchWriter(store)
         self._work: asyncio.Queue[str] = asyncio.Queue()
@@ -93,29 +101,53 @@ class Gateway:
             if target.type in channels:
                 self.connectors[name] = channels[target.type](deployment.partners[target.options["partner"]])
         d = self.settings.delivery
-        self.worker = DeliveryWorker(store, self.write, deployment.targets, self.connectors, owner=self.settings.node,
+        self.worker = DeliveryWorker(store, self.write, deployment.targets, self.connectors, owner=node,
                                      workers=d.workers, per_target=d.per_target, lease_seconds=d.lease_seconds,
                                      poll_seconds=d.poll_seconds)
-        inboxes = {p.id: p.inbox for p in deployment.partners.values() if p.inbox is not None and p.enabled}
+        inboxes = {p.id: p.inbox for p in deployment.partners.values()
+                   if p.inbox is not None and p.enabled and self.primary}
         self.watcher = InboxWatcher(inboxes, self.on_inbox_file, on_skip=self.on_inbox_skip,
                                     stable_seconds=self.settings.inbox.stable_seconds,
                                     rescan_seconds=self.settings.inbox.rescan_seconds)
         self.sftp = None
-        if self.settings.sftp.enabled and any(p.enabled and p.sftp is not None for p in deployment.partners.values()):
+        if self.primary and self.settings.sftp.enabled and any(p.enabled and p.sftp is not None
+                                                               for p in deployment.partners.values()):
             self.sftp = SftpServer(deployment, store, self.write, on_message=self._work.put_nowait)
-        self.sftp_poller = SftpPoller(deployment, store, self.write, on_message=self._work.put_nowait)
+        self.sftp_poller = (SftpPoller(deployment, store, self.write, on_message=self._work.put_nowait)
+                            if self.primary else None)
         # The HTTP listener opens only when something is served on it (AS2 today).
         serve_http = self.settings.http.enabled and self.settings.as2.enabled
-        self.http = HttpServer(self.settings.http) if serve_http else None
+        self.http = HttpServer(self.settings.http, shared=self.settings.processes > 1) if serve_http else None
         self.as2 = None
         if self.http is not None:
             self.as2 = As2Receiver(deployment, store, self.write, on_message=self._work.put_nowait,
-                                   on_mdn=self.receipts.accept)
+                                   on_mdn=self.receipts.accept, send_mdns=self.primary)
             self.http.add_routes(self.as2.routes())
 
     async def start(self) -> None:
         """Recover unfinished work, then open the receiving edges and start delivering."""
         self._loop = asyncio.get_running_loop()
+        if self.primary:
+            await self._recover()
+        for n in range(self.settings.processors):
+            self._processors.append(asyncio.create_task(self._process_loop(), name=f"processor-{n}"))
+        self.worker.start()
+        await self.watcher.start()
+        if self.sftp is not None:
+            await self.sftp.start()
+        if self.sftp_poller is not None:
+            await self.sftp_poller.start()
+        if self.as2 is not None:
+            await self.as2.start()
+        if self.http is not None:
+            await self.http.start()
+        log.info("gateway started", node=self.worker.owner, partners=len(self.deployment.partners),
+                 targets=len(self.connectors), recovered=self._work.qsize(),
+                 http=self.http.url if self.http is not None else None, as2=self.as2 is not None,
+                 sftp=f"{self.settings.sftp.host}:{self.sftp.port}" if self.sftp is not None else None)
+
+    async def _recover(self) -> None:
+        """Once per deployment (the primary): report config problems, then queue unprocessed messages."""
         for problem in self.deployment.problems:
             log.error("partner file skipped", problem=str(problem))
             await self.write(self.store.event, "config", "error", detail=str(problem))
@@ -124,21 +156,6 @@ class Gateway:
             await self.write(self.store.event, "certificate", "warning", detail=str(warning))
         for record in await asyncio.to_thread(self.store.pending_messages):
             self._work.put_nowait(record.id)   # stored before a crash, never processed
-        for n in range(self.settings.processors):
-            self._processors.append(asyncio.create_task(self._process_loop(), name=f"processor-{n}"))
-        self.worker.start()
-        await self.watcher.start()
-        if self.sftp is not None:
-            await self.sftp.start()
-        await self.sftp_poller.start()
-        if self.as2 is not None:
-            await self.as2.start()
-        if self.http is not None:
-            await self.http.start()
-        log.info("gateway started", node=self.settings.node, partners=len(self.deployment.partners),
-                 targets=len(self.connectors), recovered=self._work.qsize(),
-                 http=self.http.url if self.http is not None else None, as2=self.as2 is not None,
-                 sftp=f"{self.settings.sftp.host}:{self.sftp.port}" if self.sftp is not None else None)
 
     async def stop(self) -> None:
         """Stop receiving, finish processing what was received, then stop delivering."""
@@ -149,7 +166,8 @@ class Gateway:
         if self.as2 is not None:
             await self.as2.stop()
         await self.watcher.stop()
-        await self.sftp_poller.stop()
+        if self.sftp_poller is not None:
+            await self.sftp_poller.stop()
         await self._work.join()
         for task in self._processors:
             task.cancel()
@@ -215,10 +233,12 @@ def _read_inbox_file(path: Path) -> tuple[bytes, str]:
     return raw, f"inbox:{path.name}:{st.st_size}:{st.st_mtime_ns}"
 
 
-async def serve(deployment: Deployment) -> None:
-    """Run the gateway until SIGINT/SIGTERM."""
+async def serve(deployment: Deployment, secondary: int = 0) -> None:
+    """Run the gateway until SIGINT/SIGTERM; the primary also runs ``[server] processes - 1`` secondaries."""
     store = await asyncio.to_thread(open_store, deployment)
-    gateway = Gateway(deployment, store)
+    gateway = Gateway(deployment, store, secondary=secondary)
+    extra = deployment.settings.processes - 1 if secondary == 0 else 0
+    secondaries = Secondaries(deployment.home, extra) if extra else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -226,7 +246,11 @@ async def serve(deployment: Deployment) -> None:
             loop.add_signal_handler(sig, stop.set)
     await gateway.start()
     try:
+        if secondaries is not None:   # after the primary's start: the schema is migrated, the port bound
+            await secondaries.start()
         await stop.wait()
     finally:
+        if secondaries is not None:
+            await secondaries.stop()
         await gateway.stop()
         store.close()

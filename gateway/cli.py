@@ -126,18 +126,28 @@ def main(ctx: click.Context, home: Path) -> None:
 
 
 @main.command()
+@click.option("--secondary", type=int, default=0, hidden=True)      # started by the primary: processes.py
+@click.option("--primary-pid", type=int, default=0, hidden=True)
 @click.pass_obj
-def serve(obj: Context) -> None:
+def serve(obj: Context, secondary: int, primary_pid: int) -> None:
     """Run the gateway: watch inboxes, process, deliver (Ctrl-C stops it cleanly)."""
     from .app import serve as run
     from .logs import configure
 
     deployment = obj.deployment
     configure(deployment.settings.log_level, deployment.settings.log_format)
-    for problem in deployment.problems:
+    if deployment.settings.processes > 1:   # which of this deployment's processes wrote a log line
+        import structlog
+
+        structlog.contextvars.bind_contextvars(process=secondary)
+    if secondary:
+        from .processes import die_with_parent
+
+        die_with_parent(primary_pid)
+    for problem in deployment.problems if not secondary else ():
         click.echo(f"warning: skipped: {problem}", err=True)
     try:
-        asyncio.run(run(deployment))
+        asyncio.run(run(deployment, secondary))
     except GatewayError as exc:
         fail(str(exc), EXIT_CONFIG)
     except KeyboardInterrupt:
@@ -207,29 +217,6 @@ def partners_list(obj: Context, as_json: bool) -> None:
     emit_json(rows) if as_json else table(rows, ["id", "name", "enabled", "identifiers", "routes"])
     for problem in obj.deployment.problems:
         click.echo(f"skipped: {problem}", err=True)
-
-
-@partners.command("show")
-@click.argument("partner_id")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-def partners_show(obj: Context, partner_id: str, as_json: bool) -> None:
-    """Show one partner's settings."""
-    partner = obj.deployment.partners.get(partner_id)
-    if partner is None:
-        fail(f"unknown partner {partner_id!r}")
-    data = {"id": partner.id, "name": partner.name, "file": partner.file, "enabled": partner.enabled,
-            "identifiers": {k: list(v) for k, v in partner.identifiers.items()},
-            "inbox": str(partner.inbox or ""), "mappings": partner.mappings,
-            "routes": [{"document": r.document, "targets": list(r.targets)} for r in partner.routes]}
-    details = cli_admin.as2_details(obj.deployment, partner) if partner.as2 is not None else None
-    if as_json:
-        emit_json({**data, "as2": details} if details else data)
-        return
-    for key, value in data.items():
-        click.echo(f"{key:12} {json.dumps(value) if isinstance(value, (dict, list)) else value}")
-    if details:
-        cli_admin.echo_as2_details(details)   # theirs, and what they need from us (AS2 id, URL, certificate)
 
 
 @main.group()
@@ -398,9 +385,10 @@ def replay(obj: Context, message_id: str) -> None:
 
 
 # Commands that live in their own modules (sending, certificates and partners, SFTP accounts).
-from . import cli_admin, cli_send, cli_sftp  # noqa: E402 - imported after `main` exists, to register on it
+from . import cli_admin, cli_partners, cli_send, cli_sftp  # noqa: E402 - imported after `main` exists
 
 cli_admin.register(main)
+cli_partners.register(main)   # partners add / show / test
 cli_send.register(main)
 cli_sftp.register(main)
 

@@ -92,6 +92,7 @@ class Settings:
     delivery: DeliverySettings
     targets: dict[str, Target]
     processors: int = 2
+    processes: int = 1                 # gateway processes on this machine (see gateway/processes.py)
     http: HttpSettings = field(default_factory=HttpSettings)
     as2: As2Settings = field(default_factory=As2Settings)
     sftp: SftpServerSettings = field(default_factory=SftpServerSettings)
@@ -311,7 +312,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
                      "sftp"})
 
     server = r.table(data, "server")
-    r.unknown(server, {"node", "log_level", "log_format", "processors"}, "server.")
+    r.unknown(server, {"node", "log_level", "log_format", "processors", "processes"}, "server.")
     log_level = r.value(server, "log_level", str, "info", "server.")
     if log_level not in ("debug", "info", "warning", "error"):
         r.problem("server.log_level", f"must be debug, info, warning or error, got {log_level!r}")
@@ -379,6 +380,10 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
             breaker=_breaker(r, r.table(spec, "breaker", prefix), prefix + "breaker.", breaker),
         )
 
+    http = read_http(r, r.table(data, "http"), home)
+    processes = r.value(server, "processes", int, 1, "server.", minimum=1)
+    if processes > 1 and http.port == 0:
+        r.problem("server.processes", "several processes share the [http] port: set a fixed http.port, not 0")
     return Settings(
         home=home,
         node=r.value(server, "node", str, "", "server.") or f"{os.uname().nodename}-{os.getpid()}",
@@ -389,7 +394,8 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         delivery=delivery_settings,
         targets=targets,
         processors=r.value(server, "processors", int, 2, "server.", minimum=1),
-        http=read_http(r, r.table(data, "http"), home),
+        processes=processes,
+        http=http,
         as2=read_as2(r, r.table(data, "as2"), home, resolve_secret),
         sftp=read_sftp_server(r, r.table(data, "sftp"), home),
         retry=retry,

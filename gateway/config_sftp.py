@@ -171,7 +171,7 @@ def read_partner_sftp(r: "_Reader", data: dict, partner_id: str, home: Path) -> 
     if password_hash and not password_hash.startswith("scrypt$"):
         r.problem(p + "password_hash", "must be a hash from `gateway partners passwd` (never a password)")
     if not keys and not password_hash:
-        r.problem(p, "an SFTP account needs authorized_keys and/or password_hash")
+        r.problem("sftp", "an SFTP account needs authorized_keys and/or password_hash")
     after = r.value(data, "after_download", str, "keep", p)
     if after not in AFTER_DOWNLOAD:
         r.problem(p + "after_download", f"must be one of {', '.join(AFTER_DOWNLOAD)}")
@@ -200,12 +200,13 @@ def read_partner_sftp_remote(r: "_Reader", data: dict, home: Path,
     if key and not _path(home, key).is_file():
         r.problem(p + "key", f"no such private key file: {key}")
     password = ""
-    if ref := r.value(data, "password", str, "", p):
+    ref = r.value(data, "password", str, "", p)
+    if ref:
         try:
             password = resolve_secret(ref)
         except GatewayError as exc:
             r.problem(p + "password", str(exc))
-    if not key and not password:
+    if not key and not ref:
         r.problem(p + "key", "log in with a key file and/or a password reference (env:NAME)")
     after = r.value(data, "after_poll", str, "delete", p)
     if after not in AFTER_POLL:

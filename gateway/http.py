@@ -49,8 +49,9 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
 class HttpServer:
     """An aiohttp application bound to ``settings.host:port`` (port 0 picks a free port)."""
 
-    def __init__(self, settings: HttpSettings) -> None:
+    def __init__(self, settings: HttpSettings, *, shared: bool = False) -> None:
         self.settings = settings
+        self.shared = shared   # several processes listen on the port (SO_REUSEPORT): the kernel spreads connections
         # Handlers that stream their body (AS2) enforce the cap themselves; this bounds the others.
         self.app = web.Application(middlewares=[_access_log], client_max_size=settings.max_body_bytes)
         self._runner: web.AppRunner | None = None
@@ -66,7 +67,7 @@ class HttpServer:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
-            await web.TCPSite(runner, s.host, s.port, ssl_context=context).start()
+            await web.TCPSite(runner, s.host, s.port, ssl_context=context, reuse_port=self.shared or None).start()
         except OSError as exc:   # port taken, address not ours: a clear error, not a traceback
             await runner.cleanup()
             raise GatewayError(f"[http] cannot listen on {s.host}:{s.port}: {exc.strerror or exc}") from None

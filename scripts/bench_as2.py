@@ -137,10 +137,11 @@ def summary(latencies_ms: list[float]) -> dict[str, float]:
 # ----------------------------------------------------------------------------- end to end
 
 
-def deployment(tmp: Path, target_url: str, max_body_mb: int | None = None) -> tuple[Keys, str]:
+def deployment(tmp: Path, target_url: str, max_body_mb: int | None = None, processes: int = 1) -> tuple[Keys, str]:
     """Our gateway `hq` receiving from ACME (tests/test_as2_e2e.py's pair); returns its keys and AS2 URL."""
     hq, acme = as2_pair(tmp, target_url, mdn="sync", signed=True, compress="")
     config = hq / "gateway.toml"
+    config.write_text(config.read_text().replace("[server]\n", f"[server]\nprocesses = {processes}\n", 1))
     if max_body_mb:
         config.write_text(config.read_text().replace("[http]\n", f"[http]\nmax_body_mb = {max_body_mb}\n", 1))
     port = tomllib.loads(config.read_text())["http"]["port"]
@@ -206,13 +207,14 @@ def check_mdn(result: dict[str, Any], message: Prepared, hq_cert: Any) -> str | 
     return None
 
 
-def run_throughput(tmp: Path, count: int) -> dict[str, Any]:
+def run_throughput(tmp: Path, count: int, processes: int = 1, store: str | None = None) -> dict[str, Any]:
     target = RecordingTarget()
     try:
-        keys, url = deployment(tmp / "throughput", target.url)
+        keys, url = deployment(tmp / "throughput", target.url, processes=processes)
         messages = prepare(keys, [order(n) for n in range(count)], "thr")
-        gw = GatewayProcess(keys.hq_home)
+        gw = GatewayProcess(keys.hq_home, env={"GATEWAY_STORE_URL": store} if store else None)
         gw.start()
+        wait_for(lambda: gw.log().count('"gateway started"') >= processes, 30, "every gateway process")
         try:
             print(f"end to end: {count} messages of {len(order(0)):,} bytes, {SENDERS} senders -> {url} "
                   f"(gateway pid {gw.proc.pid})", flush=True)
@@ -475,6 +477,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000, help="end-to-end messages (default 2000)")
     parser.add_argument("--quick", action="store_true", help="200 messages")
+    parser.add_argument("--store", help="store URL for the throughput run, e.g. an empty PostgreSQL database "
+                        "(default: SQLite in the deployment)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="[server] processes of the receiving gateway (default 1)")
     parser.add_argument("--reference-messages", type=int, default=300,
                         help="messages for the in-process runs (pyas2lib and gateway.as2; default 300)")
     parser.add_argument("--only", choices=PARTS, action="append",
@@ -499,7 +505,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-as2-", dir=args.tmp) as name:
         tmp = Path(name)
         if "throughput" in parts:
-            figures["end_to_end"] = run_throughput(tmp, count)
+            figures["end_to_end"] = run_throughput(tmp, count, args.processes, args.store)
             print(f"  {figures['end_to_end']['msgs_per_s']} msgs/s", flush=True)
         if "memory" in parts:
             print("100 MB message into a fresh gateway ...", flush=True)

@@ -1,14 +1,18 @@
 """`gateway certs` and `gateway partners add/show/test` on a scaffolded deployment, through click's CliRunner.
 
-Certificates with chosen validity are made with cryptography's builder; `partners test` talks to a
+Certificates with chosen validity are made with cryptography's builder, SSH keys with asyncssh
+(fingerprints are checked against a plain SHA-256 of the key blob); `partners test` talks to a
 real aiohttp server on 127.0.0.1 (plain HTTP and HTTPS) and to a closed port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hashlib
 import json
+import os
 import socket
 import ssl
 import threading
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncssh
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
@@ -29,6 +34,7 @@ from gateway.as2 import fingerprint, load_certificates, load_identity
 from gateway.cli import main
 from gateway.config import load_deployment
 from gateway.config_as2 import certificate_warnings
+from gateway.config_sftp import check_password
 
 NOW = dt.datetime.now(dt.UTC)
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)   # one key: RSA generation is slow
@@ -65,8 +71,8 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "dep"
 
 
-def run(home: Path, *args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(main, ["--home", str(home), *args], env=env)
+def run(home: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None):
+    return CliRunner().invoke(main, ["--home", str(home), *args], env=env, input=input)
 
 
 def enable_as2(home: Path, *identities: str, extra: str = "") -> None:
@@ -402,6 +408,137 @@ def test_partners_show_prints_what_the_partner_needs_from_us(home):
     assert data["as2"]["ours"]["certificates"][0]["fingerprint"] == fingerprint(ours)
     assert data["as2"]["theirs"]["as2_id"] == "BETA-AS2"
     assert data["as2"]["theirs"]["certificates"][0]["use"] == "verifies, encrypts"
+
+
+# --------------------------------------------------------------------------- partners add / show: SFTP
+
+PASSWORD = "Correct-Horse-Battery-9"
+
+
+def ssh_fingerprint(public_line: str) -> str:
+    """OpenSSH's SHA256 fingerprint, computed from the key blob (independently of asyncssh)."""
+    blob = base64.b64decode(public_line.split()[1])      # "TYPE BASE64 [comment]"
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def ssh_key_pair(folder: Path, name: str, comment: str = "") -> tuple[Path, str]:
+    """A new ed25519 private key file (0600) and its public key line (also written to NAME.pub)."""
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment or None)
+    private = folder / name
+    private.write_bytes(key.export_private_key())
+    os.chmod(private, 0o600)
+    line = key.export_public_key().decode().strip()
+    (folder / f"{name}.pub").write_text(line + "\n")
+    return private, line
+
+
+def test_partners_add_sftp_account_with_keys_and_a_password_writes_a_file_that_loads(home, tmp_path):
+    _, first = ssh_key_pair(tmp_path, "beta", "beta@laptop")
+    _, second = ssh_key_pair(tmp_path, "beta2")
+    result = run(home, "partners", "add", "BETA", "--name", "Beta", "--route", "order=erp",
+                 "--sftp-key", str(tmp_path / "beta.pub"), "--sftp-key", second, "--sftp-password",
+                 "--after-download", "delete", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert "wrote partners/BETA.toml" in result.output and PASSWORD not in result.output
+    text = (home / "partners" / "BETA.toml").read_text()
+    assert PASSWORD not in text and "# Their account on our SFTP server" in text
+    account = load_deployment(home).partners["BETA"].sftp
+    assert account is not None and account.username == "beta" and account.after_download == "delete"
+    assert account.authorized_keys == (first, second)
+    assert check_password(PASSWORD, account.password_hash) and not check_password("wrong", account.password_hash)
+    assert run(home, "check").exit_code == 0
+
+    short = run(home, "partners", "add", "GAMMA", "--name", "Gamma", "--sftp-user", "gamma_edi", "--sftp-password",
+                input="too-short\ntoo-short\n")
+    assert short.exit_code == 1 and "at least 12 characters" in short.output
+    assert not (home / "partners" / "GAMMA.toml").exists()
+
+
+def test_partners_add_sftp_rolls_back_on_a_bad_key_and_refuses_private_keys(home, tmp_path):
+    private, line = ssh_key_pair(tmp_path, "beta")
+    assert run(home, "partners", "add", "BETA", "--name", "Beta", "--sftp-key", line).exit_code == 0
+    before = (home / "partners" / "BETA.toml").read_text()
+
+    result = run(home, "partners", "add", "BETA", "--name", "Beta", "--force",
+                 "--sftp-key", line, "--sftp-key", "ssh-ed25519 AAAAnot-a-key beta@laptop")
+    assert result.exit_code == 2
+    assert "partners/BETA.toml: sftp.authorized_keys[1]: not an OpenSSH public key" in result.output
+    assert "not added (nothing was changed)" in result.output
+    assert (home / "partners" / "BETA.toml").read_text() == before
+
+    new = run(home, "partners", "add", "GAMMA", "--name", "Gamma", "--sftp-key", "ssh-rsa AAAAB3broken")
+    assert new.exit_code == 2 and not (home / "partners" / "GAMMA.toml").exists()
+
+    leaked = run(home, "partners", "add", "GAMMA", "--name", "Gamma", "--sftp-key", str(private))
+    assert leaked.exit_code == 1 and "holds a private key; give the public key" in leaked.output
+    assert "PRIVATE" not in leaked.output and not (home / "partners" / "GAMMA.toml").exists()
+
+
+def test_partners_add_remote_sftp_writes_an_env_reference_and_the_pinned_key(home, tmp_path, monkeypatch):
+    secret = "their-Server-Password-42"
+    ours, our_line = ssh_key_pair(tmp_path, "ours")
+    _, their_line = ssh_key_pair(tmp_path, "their_host")
+    keyscan = tmp_path / "keyscan.txt"    # `ssh-keyscan -t ed25519 HOST` output: host first, a comment line
+    keyscan.write_text(f"# sftp.beta.example:22 SSH-2.0-OpenSSH_9.6\nsftp.beta.example {their_line}\n")
+    args = ["partners", "add", "BETA", "--name", "Beta", "--remote-host", "sftp.beta.example", "--remote-port",
+            "2022", "--remote-user", "gateway", "--remote-key", str(ours), "--remote-password-env", "BETA_SFTP_PW"]
+
+    unpinned = run(home, *args)
+    assert unpinned.exit_code == 1 and "ssh-keyscan -t ed25519 sftp.beta.example" in unpinned.output
+    assert not (home / "partners" / "BETA.toml").exists()
+
+    result = run(home, *args, "--remote-host-key", str(keyscan), "--upload-dir", "/in", "--poll-dir", "/out",
+                 "--poll-seconds", "30", "--after-poll", "move", "--move-dir", "/done",
+                 env={"BETA_SFTP_PW": secret})
+    assert result.exit_code == 0, result.output
+    assert f"pinned their SFTP host key {ssh_fingerprint(their_line)}" in result.output
+    assert our_line in result.output                                   # our public key, for their authorized_keys
+    text = (home / "partners" / "BETA.toml").read_text()
+    assert 'password = "env:BETA_SFTP_PW"' in text and secret not in text and secret not in result.output
+    assert f'host_key = "{their_line}"' in text
+
+    monkeypatch.setenv("BETA_SFTP_PW", secret)
+    remote = load_deployment(home).partners["BETA"].sftp_remote
+    assert remote is not None and remote.password == secret and remote.key == ours
+    assert (remote.host, remote.port, remote.username) == ("sftp.beta.example", 2022, "gateway")
+    assert (remote.upload_dir, remote.poll_dir, remote.poll_seconds) == ("/in", "/out", 30.0)
+    assert (remote.after_poll, remote.move_dir) == ("move", "/done")
+
+    orphan = run(home, "partners", "add", "GAMMA", "--name", "Gamma", "--poll-dir", "/out")
+    assert orphan.exit_code == 1 and "--poll-dir is a setting of the partner's SFTP server" in orphan.output
+
+
+def test_partners_show_prints_our_host_key_fingerprint_and_theirs(home, tmp_path, monkeypatch):
+    _, their_client = ssh_key_pair(tmp_path, "beta", "beta@laptop")
+    ours, _ = ssh_key_pair(tmp_path, "ours")
+    _, their_host = ssh_key_pair(tmp_path, "their_host")
+    monkeypatch.setenv("BETA_SFTP_PW", "their-Server-Password-42")
+    added = run(home, "partners", "add", "BETA", "--name", "Beta", "--sftp-key", their_client, "--sftp-password",
+                "--remote-host", "sftp.beta.example", "--remote-user", "gateway", "--remote-key", str(ours),
+                "--remote-password-env", "BETA_SFTP_PW", "--remote-host-key", their_host, "--poll-dir", "/out",
+                input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert added.exit_code == 0, added.output
+    our_host = ssh_fingerprint((home / "certs" / "ssh_host_ed25519_key.pub").read_text())
+
+    result = run(home, "partners", "show", "BETA")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    account = out[out.index("SFTP: their account on our server"):out.index("SFTP: what the partner needs from us")]
+    assert "username     beta" in account and "password     set" in account
+    assert ssh_fingerprint(their_client) in account
+    needs = out[out.index("SFTP: what the partner needs from us"):out.index("SFTP: their server")]
+    assert "host         127.0.0.1" in needs and "port         2222" in needs and our_host in needs
+    server = out[out.index("SFTP: their server"):]
+    assert f"{ssh_fingerprint(their_host)}  (ssh-ed25519, pinned)" in server and "poll_dir     /out" in server
+    assert "scrypt$" not in out and "their-Server-Password-42" not in out
+
+    shown = run(home, "partners", "show", "BETA", "--json")
+    data = json.loads(shown.output)
+    assert data["sftp"]["server"]["host_keys"][0]["fingerprint"] == our_host
+    assert data["sftp"]["authorized_keys"][0]["fingerprint"] == ssh_fingerprint(their_client)
+    assert data["sftp"]["password"] is True and "scrypt$" not in shown.output
+    assert data["sftp_remote"]["host_key"]["fingerprint"] == ssh_fingerprint(their_host)
+    assert data["sftp_remote"]["password"] is True and "their-Server-Password-42" not in shown.output
 
 
 # --------------------------------------------------------------------------- partners test

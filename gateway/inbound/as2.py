@@ -139,7 +139,7 @@ class As2Receiver:
 
     def __init__(self, deployment: Deployment, store: Store, write: Write, *, on_message: OnMessage,
                  on_mdn: OnMdn | None = None, mdn_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
-                 mdn_poll_seconds: float = 5.0) -> None:
+                 mdn_poll_seconds: float = 5.0, send_mdns: bool = True) -> None:
         self.deployment = deployment
         self.settings = deployment.settings
         self.store = store
@@ -147,6 +147,7 @@ class As2Receiver:
         self.on_message = on_message
         self.on_mdn = on_mdn
         self.tmp_dir = self.settings.home / "var" / "tmp"
+        self.send_mdns = send_mdns
         self.sender = AsyncMdnSender(deployment, store, write, retry_delays=mdn_retry_delays,
                                      poll_seconds=mdn_poll_seconds)
 
@@ -156,7 +157,8 @@ class As2Receiver:
     async def start(self) -> None:
         """Make the temp directory and start sending pending async MDNs (left from the last run, too)."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        await self.sender.start()
+        if self.send_mdns:   # one sender per deployment: secondary processes leave it to the primary
+            await self.sender.start()
 
     async def stop(self) -> None:
         await self.sender.stop()
