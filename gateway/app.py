@@ -181,10 +181,10 @@ class Gateway:
     async def on_inbox_file(self, partner: str, path: Path) -> None:
         """A complete file is in a partner's inbox: store it, then archive it, then process it."""
         raw, source_ref = await asyncio.to_thread(_read_inbox_file, path)
-        await asyncio.to_thread(self.store.blobs.put, raw)   # the slow, fsync'd part, off the writer
+        sha = await asyncio.to_thread(self.store.blobs.put, raw)   # the slow, fsync'd part, off the writer
         result = await self.write(self.store.receive,
-                                  Received(raw=raw, channel=Channel.INBOX, partner=partner,
-                                           filename=path.name, source_ref=source_ref), durable=True)
+                                  Received(raw=raw, channel=Channel.INBOX, partner=partner, filename=path.name,
+                                           source_ref=source_ref, raw_sha256=sha), durable=True)
         # Only now, with the bytes committed, may the file leave the inbox.
         await asyncio.to_thread(archive, path, self.settings.inbox.archive / partner)
         message = result.message

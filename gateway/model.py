@@ -57,6 +57,7 @@ class Received:
     partner: str | None            # known from the channel (inbox folder, AS2 id, SFTP account)
     filename: str = ""
     source_ref: str = ""           # channel-level identity, e.g. inbox path+mtime+size, AS2 Message-ID
+    raw_sha256: str = ""           # the blob of ``raw`` when the caller already stored it (off the writer thread)
 
 
 @dataclass(slots=True)

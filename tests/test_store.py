@@ -489,3 +489,18 @@ def test_unreachable_database_is_a_store_error_without_password(tmp_path: Path) 
         Store.open("postgresql://gw:s3cret@127.0.0.1:1/gw", tmp_path / "blobs")
     assert "s3cret" not in str(info.value) and "***" in str(info.value)
     assert "127.0.0.1" in str(info.value)
+
+
+def test_receive_uses_a_blob_the_caller_stored_and_stores_it_when_missing(store: Store) -> None:
+    import dataclasses
+    import hashlib
+
+    raw = b"UNA:+.? 'UNB+UNOC:3+ACME+US+PRESTORED'"
+    sha = store.blobs.put(raw)
+    message = store.receive(dataclasses.replace(received(raw), raw_sha256=sha), now=T0).message
+    assert message.raw_sha256 == sha and store.raw(message.id) == raw
+    # An id of a blob that is not there (or not of this size) is not trusted: the bytes are stored.
+    other = b"UNA:+.? 'UNB+UNOC:3+ACME+US+NOT-PRESTORED'"
+    missing = hashlib.sha256(b"something else").hexdigest()
+    second = store.receive(dataclasses.replace(received(other), raw_sha256=missing), now=T0).message
+    assert second.raw_sha256 == hashlib.sha256(other).hexdigest() and store.raw(second.id) == other

@@ -306,10 +306,10 @@ class As2Receiver:
         opened = await asyncio.to_thread(self._open, req, body)
         raw = opened.payload if isinstance(opened, Inbound) else bytes(body)
         filename = (opened.filename or "") if isinstance(opened, Inbound) else ""
-        await asyncio.to_thread(self.store.blobs.put, raw)  # the fsync'd part, off the writer thread
+        sha = await asyncio.to_thread(self.store.blobs.put, raw)  # the fsync'd part, off the writer thread
         result = await self.write(self.store.receive, Received(
             raw=raw, channel=Channel.AS2, partner=req.partner.id, filename=filename,
-            source_ref="as2:" + req.message_id), durable=True)
+            source_ref="as2:" + req.message_id, raw_sha256=sha), durable=True)
         message = result.message
         fresh = message.status == MessageStatus.RECEIVED.value
         if isinstance(opened, As2Error):

@@ -225,10 +225,10 @@ class SftpServer:
         connection.busy += 1
         try:
             raw, mtime_ns = await asyncio.to_thread(_read_upload, temp)
-            await asyncio.to_thread(self.store.blobs.put, raw)
+            sha = await asyncio.to_thread(self.store.blobs.put, raw)
             result = await self.write(self.store.receive, Received(
                 raw=raw, channel=Channel.SFTP, partner=partner.id, filename=name,
-                source_ref=f"sftp:{name}:{len(raw)}:{mtime_ns}"), durable=True)
+                source_ref=f"sftp:{name}:{len(raw)}:{mtime_ns}", raw_sha256=sha), durable=True)
         except Exception as exc:   # StoreError, OSError: the partner must upload again
             log.error("sftp upload not stored", partner=partner.id, file=name, error=str(exc))
             raise asyncssh.SFTPFailure(f"/inbox/{name} was not stored: the gateway cannot take files right now, "

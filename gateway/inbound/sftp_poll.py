@@ -162,9 +162,10 @@ class SftpPoller:
             self._listed[pid].pop(name, None)
             log.info("SFTP file changed while being fetched; left for a later poll", partner=pid, file=path)
             return None
-        await asyncio.to_thread(self.store.blobs.put, raw)
+        sha = await asyncio.to_thread(self.store.blobs.put, raw)
         result = await self.write(self.store.receive, Received(raw=raw, channel=Channel.POLL, partner=pid,
-                                                               filename=name, source_ref=ref), durable=True)
+                                                               filename=name, source_ref=ref, raw_sha256=sha),
+                                  durable=True)
         done.add(ref)
         message = result.message
         log.info("received", partner=pid, message_id=message.id, file=path, size=size,

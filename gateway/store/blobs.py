@@ -105,6 +105,10 @@ class BlobStore:
             raise BlobError(f"blob {sha} is corrupt: {path} has SHA-256 {actual}")
         return data
 
+    def holds(self, sha: str, size: int) -> bool:
+        """Whether blob ``sha`` is stored with ``size`` bytes (content verified on read, not here)."""
+        return self._has(self.path(sha), size)
+
     def exists(self, sha: str) -> bool:
         """Whether a file for blob ``sha`` exists (its content is not verified)."""
         return self.path(sha).is_file()

@@ -167,7 +167,10 @@ class MessagesMixin(StoreBase):
         partner = received.partner
         source_ref = received.source_ref
         raw = received.raw
-        sha = self.blobs.put(raw)
+        # Callers store the blob first, outside the (single) writer thread, and pass its id: then a
+        # large payload is not hashed a second time while every other write waits.
+        given = received.raw_sha256
+        sha = given if given and self.blobs.holds(given, len(raw)) else self.blobs.put(raw)
         with self._write("storing a received message", durable=True) as conn:
             if source_ref:
                 self._lock(conn, ("source", partner, channel, source_ref), ("content", partner, sha))
