@@ -89,6 +89,7 @@ class PartnerAs2:
     basic_auth_user: str = ""                       # they must send these credentials to us
     basic_auth_password: str = ""                   # resolved secret (never logged)
     allowed_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    async_mdn_hosts: tuple[str, ...] = ()           # MDN hosts allowed on private/loopback addresses
 
     def ip_allowed(self, address: str) -> bool:
         if not self.allowed_ips:
@@ -196,7 +197,7 @@ def read_partner_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Calla
     r.unknown(data, {"id", "url", "certificates", "sign", "encrypt", "compress", "mdn", "mdn_signed",
                      "require_signature", "require_encryption", "binary_transfer", "micalg_spelling",
                      "algorithm_protection", "content_type", "timeout", "verify_tls", "ca_file", "basic_auth_user",
-                     "basic_auth_password", "allowed_ips"}, p)
+                     "basic_auth_password", "allowed_ips", "async_mdn_hosts"}, p)
     as2_id = r.value(data, "id", str, "", p)
     if not _valid_as2_id(as2_id):
         r.problem(p + "id", "the partner's AS2 id is required: 1-128 printable ASCII characters")
@@ -274,6 +275,7 @@ def read_partner_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Calla
         basic_auth_user=user,
         basic_auth_password=password,
         allowed_ips=tuple(networks),
+        async_mdn_hosts=tuple(h.lower() for h in r.value(data, "async_mdn_hosts", list, [], p) if isinstance(h, str)),
     )
 
 

@@ -27,7 +27,7 @@ OUR_ID = "GATEWAY"
 PASSWORD = "s3cret-Pa55word"
 # partner id -> (AS2 id, extra lines of its [as2] table)
 PARTNERS = {
-    "ACME": ("ACME-AS2", ""),
+    "ACME": ("ACME-AS2", 'async_mdn_hosts = ["127.0.0.1"]\n'),   # the tests' MDN receivers are local
     "LAX": ("LAX-AS2", "require_signature = false\nrequire_encryption = false\n"),
     "AUTH": ("AUTH-AS2", f'basic_auth_user = "acme"\nbasic_auth_password = "{PASSWORD}"\n'
                          'allowed_ips = ["127.0.0.1/32"]\n'),

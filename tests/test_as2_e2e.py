@@ -47,7 +47,8 @@ def as2_pair(tmp: Path, target_url: str, *, mdn: str, signed: bool, compress: st
     sign = "sha256" if signed else ""
     with (hq / "partners" / "ACME.toml").open("a") as fh:
         fh.write(f'\n[as2]\nid = "ACMEAS2"\nurl = "http://127.0.0.1:{acme_port}/as2"\ntimeout = 5\n'
-                 f'certificates = ["certs/acme.cert.pem"]\nrequire_signature = {str(signed).lower()}\n')
+                 f'certificates = ["certs/acme.cert.pem"]\nrequire_signature = {str(signed).lower()}\n'
+                 f'async_mdn_hosts = ["127.0.0.1"]\n')   # its async MDN address is local here
     (acme / "partners" / "ACME.toml").unlink()   # the partner's gateway knows us as its partner HQ
     (acme / "partners" / "HQ.toml").write_text(
         f'name = "Headquarters"\n[inbox]\nenabled = false\n'

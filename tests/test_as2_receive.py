@@ -229,6 +229,12 @@ async def test_connection_cut_mid_body_stores_nothing_and_is_logged(gw, keys):
     ({"drop": ("Message-ID",)}, 400, "missing Message-ID header"),
     ({"drop": ("AS2-From",)}, 400, "missing AS2-From header"),
     ({"mdn": "async", "url": "file:///etc/passwd"}, 400, "Receipt-Delivery-Option must be an http:// or https:// URL"),
+    ({"as2_from": "LAX-AS2", "mdn": "async", "url": "http://127.0.0.1:9/mdn"}, 400,
+     "Receipt-Delivery-Option host 127.0.0.1 is not a public address (the partner's [as2] async_mdn_hosts can "
+     "allow it)"),
+    ({"as2_from": "LAX-AS2", "mdn": "async", "url": "http://[::ffff:10.0.0.1]/mdn"}, 400,
+     "Receipt-Delivery-Option host ::ffff:10.0.0.1 is not a public address (the partner's [as2] async_mdn_hosts "
+     "can allow it)"),
     ({"as2_from": "FENCED-AS2"}, 403, "client address 127.0.0.1 is not allowed for AS2-From 'FENCED-AS2'"),
 ])
 async def test_refused_requests_get_a_clear_status_and_an_event(gw, keys, post_options, status, text):
@@ -391,6 +397,25 @@ async def test_async_mdn_is_posted_and_retried_after_a_500(gw_both, keys):
     assert catcher.requests[0][1] == body  # the retry sends the stored MDN, not a new one
     steps = [(e.step, e.outcome) for e in gw_both.store.timeline(receipt.message_id)]
     assert ("mdn-delivery", "retrying") in steps and ("mdn-delivered", "ok") in steps
+
+
+async def test_async_mdn_to_a_name_that_resolves_to_loopback_is_never_sent(gw, keys):
+    # LAX does not allow private MDN hosts: "localhost" passes the URL check, but the address the
+    # connection would use is loopback, so nothing is sent there (server-side request forgery).
+    catcher = MdnCatcher(200)
+    await catcher.server.start()
+    try:
+        url = catcher.url.replace("127.0.0.1", "localhost")
+        out = build(EDI_CRLF)
+        reply = await gw.post(out.body, out.content_type, as2_from="LAX-AS2", mdn="async", url=url, signed_mdn=False)
+        assert reply.status == 200
+        receipt = await eventually(
+            lambda: (r := gw.store.receipt_for("sent", "LAX", reply.message_id)) and r.attempts >= 1 and r,
+            "the first async MDN attempt")
+        assert "resolves to a private, loopback or reserved address" in receipt.error
+        assert catcher.requests == []
+    finally:
+        await catcher.server.stop()
 
 
 async def test_pending_async_mdn_is_sent_after_a_restart(gw, keys):

@@ -220,7 +220,7 @@ class As2Receiver:
             raise _Refusal(400, f"Message-ID longer than {_MAX_MESSAGE_ID} characters", partner=partner.id)
         url = h.get("Receipt-Delivery-Option", "").strip() or None
         mode = "none" if "Disposition-Notification-To" not in h else "async" if url else "sync"
-        if mode == "async" and (problem := mdn_url_problem(url or "")):
+        if mode == "async" and (problem := mdn_url_problem(url or "", as2.async_mdn_hosts)):
             raise _Refusal(400, problem, partner=partner.id)
         signed_mdn, mic_algorithms = parse_disposition_options(h.get("Disposition-Notification-Options", ""))
         block = "".join(f"{name}: {_CONTROL.sub(' ', value)}\r\n"

@@ -3,8 +3,10 @@
 The state lives in the store (receipts with status ``pending`` and ``next_attempt_at``), so
 a restart resumes where the last run stopped. The URL is the partner's Receipt-Delivery-Option:
 a partner-chosen address our server connects to (server-side request forgery), so only
-http(s) URLs without credentials are accepted, redirects are not followed, TLS is always
-verified and the body is our own MDN. Several nodes on one database would each send a due
+http(s) URLs without credentials are accepted, hosts must resolve to public addresses (a
+partner's ``async_mdn_hosts`` may name private ones, e.g. in a VPN), checked on the address
+actually connected to; redirects are not followed, TLS is always verified and the body is our
+own MDN. Several nodes on one database would each send a due
 MDN (there is no claim on receipts); partners tolerate a repeated MDN.
 """
 
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import re
+import socket
 import ssl
 import time
 import uuid
@@ -21,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import aiohttp.abc
 import structlog
 
 from ..as2 import mime
@@ -61,7 +67,38 @@ def split_mdn_entity(entity: bytes) -> tuple[str, bytes]:
     return headers.get("content-type", "text/plain"), body.tobytes()
 
 
-def mdn_url_problem(url: str) -> str | None:
+def _public(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_global
+    except ValueError:
+        return False
+
+
+class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
+    """Resolves like aiohttp's default, but refuses hosts whose addresses are not public (SSRF guard).
+
+    The check is on the addresses the connection will use, so DNS rebinding cannot slip past it.
+    ``allowed`` hosts (a partner's ``async_mdn_hosts``) may resolve to anything.
+    """
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        self.allowed = {h.lower() for h in allowed}
+        self._inner = aiohttp.DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
+        found = await self._inner.resolve(host, port, family)
+        if host.lower() in self.allowed:
+            return found
+        if not found or not all(_public(entry["host"]) for entry in found):
+            raise OSError(errno.EPERM, f"{host} resolves to a private, loopback or reserved address; list it "
+                          f"in the partner's [as2] async_mdn_hosts if that is intended")
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def mdn_url_problem(url: str, allowed_hosts: Sequence[str] = ()) -> str | None:
     """Why a Receipt-Delivery-Option URL cannot be used, or None when it can."""
     try:
         parts = urlsplit(url)
@@ -72,7 +109,20 @@ def mdn_url_problem(url: str) -> str | None:
         return "Receipt-Delivery-Option must be an http:// or https:// URL"
     if parts.username or parts.password:
         return "Receipt-Delivery-Option must not carry credentials"
+    host = parts.hostname.lower()
+    literal = host.strip("[]")
+    if host not in allowed_hosts and _is_ip(literal) and not _public(literal):
+        return (f"Receipt-Delivery-Option host {host} is not a public address (the partner's [as2] "
+                f"async_mdn_hosts can allow it)")
     return None
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 class AsyncMdnSender:
@@ -89,7 +139,7 @@ class AsyncMdnSender:
         self.batch = batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[str, aiohttp.ClientSession] = {}   # per partner: its own SSRF allowlist
         self._contexts: dict[str, ssl.SSLContext | bool] = {}
 
     def wake(self) -> None:
@@ -97,7 +147,6 @@ class AsyncMdnSender:
         self._wake.set()
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession()
         self._task = asyncio.create_task(self._run(), name="as2-async-mdn")
 
     async def stop(self) -> None:
@@ -106,9 +155,9 @@ class AsyncMdnSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
 
     async def _run(self) -> None:
         while True:
@@ -122,6 +171,15 @@ class AsyncMdnSender:
             if len(due) < self.batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    def _session(self, partner: Partner) -> aiohttp.ClientSession:
+        session = self._sessions.get(partner.id)
+        if session is None:
+            assert partner.as2 is not None
+            resolver = PublicOnlyResolver(partner.as2.async_mdn_hosts)
+            session = self._sessions[partner.id] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(resolver=resolver))
+        return session
 
     def _ssl(self, partner: Partner) -> ssl.SSLContext | bool:
         """Verified TLS always; a partner's ca_file adds its private CA."""
@@ -150,9 +208,9 @@ class AsyncMdnSender:
 
     async def _post(self, receipt: ReceiptRecord, partner: Partner) -> str | None:
         """POST the stored MDN; returns None when the partner took it, else what went wrong."""
-        assert partner.as2 is not None and self._session is not None
+        assert partner.as2 is not None
         url = receipt.url or ""
-        problem = mdn_url_problem(url)
+        problem = mdn_url_problem(url, partner.as2.async_mdn_hosts)
         if problem or receipt.blob_sha256 is None:
             return problem or "no MDN stored"
         try:
@@ -161,7 +219,7 @@ class AsyncMdnSender:
             headers = {**reply_headers(self.deployment.settings.as2.as2_id, partner.as2.as2_id),
                        "Content-Type": content_type}
             timeout = aiohttp.ClientTimeout(total=partner.as2.timeout)
-            async with self._session.post(url, data=body, headers=headers, ssl=self._ssl(partner), timeout=timeout,
+            async with self._session(partner).post(url, data=body, headers=headers, ssl=self._ssl(partner), timeout=timeout,
                                           allow_redirects=False) as resp:
                 snippet = (await resp.content.read(200)).decode("utf-8", "replace").strip()
                 if 200 <= resp.status < 300:
