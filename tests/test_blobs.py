@@ -132,3 +132,18 @@ def test_store_raw_detects_a_corrupt_raw_blob(store) -> None:  # noqa: ANN001 - 
     store.blobs.path(result.message.raw_sha256).write_bytes(b"raw edj")
     with pytest.raises(BlobError, match=result.message.raw_sha256):
         store.raw(result.message.id)
+
+
+def test_adopt_links_a_finished_file_as_a_blob_without_copying(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    upload = tmp_path / "upload.tmp"
+    upload.write_bytes(b"UNB+UNOC:3+ACME+US'" * 1000)
+    sha, size = blobs.adopt(upload)
+    assert (sha, size) == (hashlib.sha256(upload.read_bytes()).hexdigest(), upload.stat().st_size)
+    assert blobs.path(sha).stat().st_ino == upload.stat().st_ino   # one file, two names: nothing copied
+    assert blobs.get(sha) == upload.read_bytes()
+    # Adopting the same bytes again (another upload of the same file) keeps the blob there is.
+    again = tmp_path / "again.tmp"
+    again.write_bytes(upload.read_bytes())
+    assert blobs.adopt(again) == (sha, size) and blobs.path(sha).stat().st_ino == upload.stat().st_ino
+    assert not [p for p in blobs.path(sha).parent.iterdir() if p.name.endswith(".tmp")]

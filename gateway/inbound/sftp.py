@@ -17,11 +17,13 @@ in the transmission log; passwords never reach a log or an event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import mmap
 import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from ..config import Deployment, Partner
 from ..config_sftp import check_password, hash_password
 from ..errors import GatewayError
 from ..model import Channel, MessageStatus, Received
-from ..store import Store
+from ..store import BlobStore, Store
 from .sftp_fs import AREAS, TEMP_SUFFIX, Jail, JailedSftp
 
 log = structlog.get_logger("gateway.sftp")
@@ -224,11 +226,13 @@ class SftpServer:
         self._commits += 1
         connection.busy += 1
         try:
-            raw, mtime_ns = await asyncio.to_thread(_read_upload, temp)
-            sha = await asyncio.to_thread(self.store.blobs.put, raw)
-            result = await self.write(self.store.receive, Received(
-                raw=raw, channel=Channel.SFTP, partner=partner.id, filename=name,
-                source_ref=f"sftp:{name}:{len(raw)}:{mtime_ns}", raw_sha256=sha), durable=True)
+            # The upload becomes the blob itself (linked, not copied or held in memory); the
+            # message row gets a read-only map of it, which the store only measures.
+            sha, size, mtime_ns = await asyncio.to_thread(_adopt_upload, self.store.blobs, temp)
+            with _mapped(temp, size) as raw:
+                result = await self.write(self.store.receive, Received(
+                    raw=raw, channel=Channel.SFTP, partner=partner.id, filename=name,
+                    source_ref=f"sftp:{name}:{size}:{mtime_ns}", raw_sha256=sha), durable=True)
         except Exception as exc:   # StoreError, OSError: the partner must upload again
             log.error("sftp upload not stored", partner=partner.id, file=name, error=str(exc))
             raise asyncssh.SFTPFailure(f"/inbox/{name} was not stored: the gateway cannot take files right now, "
@@ -238,7 +242,7 @@ class SftpServer:
             connection.busy -= 1
             connection.touch()
         message = result.message
-        detail = f"/inbox/{name} ({len(raw)} bytes) from {connection.address}: message {message.id}"
+        detail = f"/inbox/{name} ({size} bytes) from {connection.address}: message {message.id}"
         if result.duplicate_of:
             detail += f", same content as {result.duplicate_of}"
         self.event("upload", partner.id, detail, message_id=message.id)
@@ -263,10 +267,21 @@ class SftpServer:
             log.error("sftp event not recorded", outcome=outcome, partner=partner, error=str(exc))
 
 
-def _read_upload(path: Path) -> tuple[bytes, int]:
-    """The uploaded bytes and the temp file's mtime (part of the upload's identity, ``source_ref``)."""
-    with open(path, "rb") as fh:
-        return fh.read(), os.fstat(fh.fileno()).st_mtime_ns
+def _adopt_upload(blobs: BlobStore, path: Path) -> tuple[str, int, int]:
+    """Store the upload as a blob: (sha256, size, mtime_ns); the mtime is part of its ``source_ref``."""
+    mtime_ns = os.stat(path).st_mtime_ns
+    sha, size = blobs.adopt(path)
+    return sha, size, mtime_ns
+
+
+@contextlib.contextmanager
+def _mapped(path: Path, size: int) -> Iterator[bytes | mmap.mmap]:
+    """The file as a read-only map (an empty file cannot be mapped: then ``b""``)."""
+    if size == 0:
+        yield b""
+        return
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        yield view
 
 
 class _Connection(asyncssh.SSHServer):

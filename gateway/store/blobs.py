@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import mmap
 import os
 import re
-import mmap
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,7 +61,7 @@ class BlobStore:
         since we hold the right bytes now. Same-size damage is caught by :meth:`get`, which
         verifies every read; re-hashing here would make storing a large file cost twice.
         """
-        parts = [data] if isinstance(data, bytes) else list(data)
+        parts = [data] if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)) else list(data)
         digest = hashlib.sha256()
         for part in parts:
             digest.update(part)
@@ -104,6 +106,40 @@ class BlobStore:
         if actual != sha:
             raise BlobError(f"blob {sha} is corrupt: {path} has SHA-256 {actual}")
         return data
+
+    def adopt(self, path: Path) -> tuple[str, int]:
+        """Store the finished file at ``path`` as a blob without copying it; returns ``(sha256, size)``.
+
+        The file is read once (hashed, never held in memory) and fsync'd, then hard-linked under
+        its blob name (copied when the blob store is on another file system). The caller must
+        never write to ``path`` again: from now on the blob and the file share their bytes.
+        """
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+                os.fsync(fh.fileno())
+            sha = digest.hexdigest()
+            target = self.path(sha)
+            if self._has(target, size):
+                return sha, size
+            self._make_dirs(target.parent)
+            temp = target.parent / f".{sha[:8]}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+            try:
+                os.link(path, temp)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                shutil.copyfile(path, temp)
+                with open(temp, "rb") as fh:
+                    os.fsync(fh.fileno())
+            os.replace(temp, target)
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            raise BlobError(f"cannot store {path.name} as a blob: {exc.strerror or exc}") from exc
+        return sha, size
 
     def holds(self, sha: str, size: int) -> bool:
         """Whether blob ``sha`` is stored with ``size`` bytes (content verified on read, not here)."""
