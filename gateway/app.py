@@ -88,6 +88,8 @@ class Gateway:
         # Row writes go through one group-committing writer; reads and blob I/O run elsewhere.
         self.write = BatchWriter(store)
         self._work: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()        # messages this process will process (queued or running)
+        self._sweeper: asyncio.Task | None = None
         self._processors: list[asyncio.Task] = []
         self.connectors = {name: CONNECTORS[t.type](t, deployment.home) for name, t in self.settings.targets.items()}
         # Partners' own channels ("as2:<ID>", "outbox:<ID>"...): one connector per partner and channel.
@@ -112,15 +114,15 @@ class Gateway:
         self.sftp = None
         if self.primary and self.settings.sftp.enabled and any(p.enabled and p.sftp is not None
                                                                for p in deployment.partners.values()):
-            self.sftp = SftpServer(deployment, store, self.write, on_message=self._work.put_nowait)
-        self.sftp_poller = (SftpPoller(deployment, store, self.write, on_message=self._work.put_nowait)
+            self.sftp = SftpServer(deployment, store, self.write, on_message=self.enqueue)
+        self.sftp_poller = (SftpPoller(deployment, store, self.write, on_message=self.enqueue)
                             if self.primary else None)
         # The HTTP listener opens only when something is served on it (AS2 today).
         serve_http = self.settings.http.enabled and self.settings.as2.enabled
         self.http = HttpServer(self.settings.http, shared=self.settings.processes > 1) if serve_http else None
         self.as2 = None
         if self.http is not None:
-            self.as2 = As2Receiver(deployment, store, self.write, on_message=self._work.put_nowait,
+            self.as2 = As2Receiver(deployment, store, self.write, on_message=self.enqueue,
                                    on_mdn=self.receipts.accept, send_mdns=self.primary)
             self.http.add_routes(self.as2.routes())
 
@@ -129,6 +131,7 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         if self.primary:
             await self._recover()
+            self._sweeper = asyncio.create_task(self._sweep(), name="recover-stale")
         for n in range(self.settings.processors):
             self._processors.append(asyncio.create_task(self._process_loop(), name=f"processor-{n}"))
         self.worker.start()
@@ -155,10 +158,38 @@ class Gateway:
             log.warning("certificate expiring", problem=str(warning))
             await self.write(self.store.event, "certificate", "warning", detail=str(warning))
         for record in await asyncio.to_thread(self.store.pending_messages):
-            self._work.put_nowait(record.id)   # stored before a crash, never processed
+            self.enqueue(record.id)   # stored before a crash, never processed
+
+    def enqueue(self, message_id: str) -> None:
+        """Have a stored message processed by this process (once, however often it is offered)."""
+        if message_id not in self._queued:
+            self._queued.add(message_id)
+            self._work.put_nowait(message_id)
+
+    async def _sweep(self) -> None:
+        """Now and then, process messages that stayed "received": their process died before it got to them.
+
+        At start-up the primary takes over what a crash left; a secondary that dies (and is
+        started again) or a processing error leaves messages nobody holds: this picks them up.
+        """
+        after = self.settings.recover_after_seconds
+        while True:
+            await asyncio.sleep(min(60.0, after / 2))
+            try:
+                stale = await asyncio.to_thread(self.store.pending_messages)
+            except GatewayError as exc:
+                log.warning("stale-message sweep failed", error=str(exc))
+                continue
+            for record in stale:
+                if record.received_at < time.time() - after and record.id not in self._queued:
+                    log.warning("processing a message left unprocessed", message_id=record.id, partner=record.partner)
+                    self.enqueue(record.id)
 
     async def stop(self) -> None:
         """Stop receiving, finish processing what was received, then stop delivering."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         if self.sftp is not None:   # lets uploads being stored finish: before the writer closes
             await self.sftp.stop()
         if self.http is not None:
@@ -191,7 +222,7 @@ class Gateway:
         log.info("received", partner=partner, message_id=message.id, file=path.name, size=len(raw),
                  duplicate_of=result.duplicate_of, recovered=result.recovered)
         if not result.recovered and message.status == MessageStatus.RECEIVED.value:
-            self._work.put_nowait(message.id)
+            self.enqueue(message.id)
 
     async def on_inbox_skip(self, partner: str, path: Path, reason: str) -> None:
         """The watcher refused a path (e.g. a symlink): make it visible in the log."""
@@ -211,6 +242,7 @@ class Gateway:
             except Exception:  # the message stays 'received' and is retried at the next start
                 log.exception("processing failed unexpectedly", message_id=message_id)
             finally:
+                self._queued.discard(message_id)
                 self._work.task_done()
 
     def _process(self, message_id: str) -> pipeline.Outcome | None:

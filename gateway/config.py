@@ -93,6 +93,7 @@ class Settings:
     targets: dict[str, Target]
     processors: int = 2
     processes: int = 1                 # gateway processes on this machine (see gateway/processes.py)
+    recover_after_seconds: float = 300.0   # a message still unprocessed this long is taken over by the primary
     http: HttpSettings = field(default_factory=HttpSettings)
     as2: As2Settings = field(default_factory=As2Settings)
     sftp: SftpServerSettings = field(default_factory=SftpServerSettings)
@@ -312,7 +313,8 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
                      "sftp"})
 
     server = r.table(data, "server")
-    r.unknown(server, {"node", "log_level", "log_format", "processors", "processes"}, "server.")
+    r.unknown(server, {"node", "log_level", "log_format", "processors", "processes", "recover_after_seconds"},
+              "server.")
     log_level = r.value(server, "log_level", str, "info", "server.")
     if log_level not in ("debug", "info", "warning", "error"):
         r.problem("server.log_level", f"must be debug, info, warning or error, got {log_level!r}")
@@ -395,6 +397,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         targets=targets,
         processors=r.value(server, "processors", int, 2, "server.", minimum=1),
         processes=processes,
+        recover_after_seconds=r.value(server, "recover_after_seconds", float, 300.0, "server.", minimum=1),
         http=http,
         as2=read_as2(r, r.table(data, "as2"), home, resolve_secret),
         sftp=read_sftp_server(r, r.table(data, "sftp"), home),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,6 +254,11 @@ def read_partner_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Calla
     ca_file = r.value(data, "ca_file", str, "", p)
     if ca_file and not _path(home, ca_file).is_file():
         r.problem(p + "ca_file", f"no such file: {ca_file}")
+    elif ca_file:
+        try:
+            ssl.create_default_context(cafile=str(_path(home, ca_file)))
+        except (ssl.SSLError, ValueError) as exc:
+            r.problem(p + "ca_file", f"{ca_file} holds no usable CA certificate: {exc}")
     return PartnerAs2(
         as2_id=as2_id,
         certificates=tuple(certs),

@@ -109,3 +109,16 @@ def test_two_gateways_trade_an_order_over_as2(tmp_path, target, mdn, signed, com
     finally:
         acme.stop()
         hq.stop()
+
+
+def test_check_names_a_partner_ca_file_that_holds_no_certificate(tmp_path, monkeypatch):
+    from gateway.config import check_deployment
+
+    monkeypatch.setenv("GW_HARNESS_SECRET", "x")
+    hq, _ = as2_pair(tmp_path, "http://127.0.0.1:9/erp", mdn="sync", signed=True, compress="")
+    (hq / "certs" / "acme-ca.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    with (hq / "partners" / "ACME.toml").open("a") as fh:
+        fh.write('ca_file = "certs/acme-ca.pem"\n')   # still inside its [as2] table
+    problems = [str(p) for p in check_deployment(hq)]
+    assert any(p.startswith("partners/ACME.toml: as2.ca_file: certs/acme-ca.pem holds no usable CA certificate")
+               for p in problems), problems

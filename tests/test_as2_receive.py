@@ -246,6 +246,18 @@ async def test_refused_requests_get_a_clear_status_and_an_event(gw, keys, post_o
     assert gw.store.search_messages() == [] and gw.received == []
 
 
+async def test_headers_that_are_not_text_get_a_400_not_a_crash(gw):
+    # Bytes that are not UTF-8 in a header we store, and a Basic credential that is not ASCII.
+    bad_id = request_head(10, message_id="<raw-\xff@ACME-AS2>").replace(b"\xc3\xbf", b"\xff") + b"0123456789"
+    status, text = await raw_exchange(gw.server.port, bad_id)
+    assert (status, text.strip()) == (400, "the Message-ID header is not valid UTF-8 text")
+    auth = request_head(10).replace(b"AS2-From: ACME-AS2", b"AS2-From: AUTH-AS2").replace(
+        b"\r\n\r\n", "\r\nAuthorization: Basic \u00e9\u00e9\r\n\r\n".encode("utf-8")) + b"0123456789"
+    status, text = await raw_exchange(gw.server.port, auth)
+    assert (status, text.strip()) == (401, "authentication required")
+    assert gw.store.search_messages() == []
+
+
 async def test_basic_auth_and_no_credentials_in_logs_events_or_records(gw, keys):
     out = message(keys)
     with capture_logs() as logged:

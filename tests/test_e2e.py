@@ -237,3 +237,21 @@ def test_postgresql_store_end_to_end_with_a_crash(target, gateway_factory, pg_ur
     assert all(len(k) == 1 for k in keys.values())
     assert Counter(m["status"] for m in gw.cli_json("log", "list", "--limit", "100")) == {"processed": 40}
     assert list(inbox(gw).iterdir()) == []
+
+
+def test_a_message_left_unprocessed_by_another_process_is_taken_over(target, gateway_factory):
+    # A message stored by a process that died before processing it (say a secondary that was
+    # killed): the running primary's sweep processes it, without a restart.
+    from gateway.model import Channel, Received
+    from gateway.store import Store
+
+    gw = gateway_factory(target.url, extra="recover_after_seconds = 1\n").start()
+    store = Store.open(f"sqlite:///{gw.home / 'var' / 'gateway.db'}", gw.home / "var" / "blobs")
+    try:
+        orphan = store.receive(Received(raw=edifact_order("PO-ORPHAN"), channel=Channel.AS2, partner="ACME",
+                                        filename="orphan.edi", source_ref="as2:<orphan@ACMEAS2>")).message
+    finally:
+        store.close()
+    wait_for(lambda: target.received, 30, "the orphaned order at the target")
+    assert target.received[0]["document"]["document"]["number"] == "PO-ORPHAN"
+    assert gw.cli_json("log", "show", orphan.id)["message"]["status"] == "processed"

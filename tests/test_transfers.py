@@ -57,3 +57,15 @@ def test_async_mdns_owed_are_due_until_settled(store: Store) -> None:
     store.settle_async_mdn(owed.id, sent=True, now=T0 + 11)
     assert store.due_async_mdns(now=T0 + 100) == []
     assert store.receipt(owed.id).status == "done"
+
+
+def test_a_requeued_async_mdn_is_due_now_with_a_fresh_retry_budget(store: Store) -> None:
+    owed = store.add_receipt(direction="sent", partner="ACME", as2_message_id="<r@p>", disposition="processed",
+                             signed=False, mode="async", url="https://as2.acme.example/mdn", status="pending",
+                             now=T0)
+    for n in range(3):
+        store.settle_async_mdn(owed.id, sent=False, error="HTTP 503", next_attempt_at=T0 + 1000, now=T0 + n)
+    assert store.receipt(owed.id).attempts == 3 and store.due_async_mdns(now=T0 + 10) == []
+    store.requeue_async_mdn(owed.id, reason="the partner sent the message again", now=T0 + 10)
+    [due] = store.due_async_mdns(now=T0 + 10)
+    assert (due.id, due.attempts, due.status) == (owed.id, 0, "pending")

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import hmac
 import mmap
 import re
 import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -53,6 +51,7 @@ _TRANSPORT_HEADERS = (
     "Disposition-Notification-Options", "Receipt-Delivery-Option", "EDIINT-Features", "Recipient-Address",
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_TEXT = re.compile(r"[\ud800-\udfff]")   # aiohttp's surrogateescape for header bytes that are not UTF-8
 _MAX_MESSAGE_ID = 998  # RFC 5322 line length; the receipts column holds 1000
 _SNIFF_BYTES = 4096    # enough to see the first part's Content-Type of a multipart/signed body
 
@@ -77,7 +76,7 @@ def _basic_auth_ok(header: str | None, as2: PartnerAs2) -> bool:
         return False
     try:
         user, colon, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:   # bad base64 (binascii.Error), non-ASCII text, bytes that are not UTF-8
         return False
     user_ok = hmac.compare_digest(user.encode(), as2.basic_auth_user.encode())
     password_ok = hmac.compare_digest(password.encode(), as2.basic_auth_password.encode())
@@ -203,6 +202,9 @@ class As2Receiver:
                 raise _Refusal(400, f"missing {name} header")
             if mime.unsafe(h[name]):
                 raise _Refusal(400, f"control character in the {name} header")
+        for name in _TRANSPORT_HEADERS:   # everything we store or answer with must be text, not stray bytes
+            if any(_NOT_TEXT.search(value) for value in h.getall(name, ())):
+                raise _Refusal(400, f"the {name} header is not valid UTF-8 text")
         as2_from, as2_to, message_id = _as2_id(h["AS2-From"]), _as2_id(h["AS2-To"]), h["Message-ID"].strip()
         if as2_to != self.settings.as2.as2_id:
             raise _Refusal(404, f"AS2-To {_quoted(as2_to)} is not this gateway")
@@ -356,8 +358,8 @@ class As2Receiver:
         log.info("AS2 message received again", partner=req.partner.id, as2_message_id=req.message_id,
                  message_id=original.message_id)
         if req.mode == "async" and original.url:
-            await self.write(self.store.settle_async_mdn, original.id, sent=False, next_attempt_at=time.time(),
-                             error="the partner sent the message again: sending the MDN again")
+            await self.write(self.store.requeue_async_mdn, original.id, reason="the partner sent the message again")
+            self.sender.wake()
             return self._answer(req, "async", b"")
         if original.blob_sha256 is None:
             raise StoreError(f"the MDN for AS2 Message-ID {_quoted(req.message_id)} has no stored entity")

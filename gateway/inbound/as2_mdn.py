@@ -165,9 +165,13 @@ class AsyncMdnSender:
             due: list[ReceiptRecord] = []
             try:
                 due = await asyncio.to_thread(self.store.due_async_mdns, limit=self.batch)
-                await asyncio.gather(*(self._send(receipt) for receipt in due))
+                outcomes = await asyncio.gather(*(self._send(receipt) for receipt in due), return_exceptions=True)
+                failed = [o for o in outcomes if isinstance(o, BaseException)]
+                if failed:
+                    raise failed[0]
             except Exception:  # the store is down: keep the loop, try again at the next poll
                 log.exception("async MDN pass failed")
+                due = []   # and wait for the next poll rather than spin on the same batch
             if len(due) < self.batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
@@ -231,3 +235,5 @@ class AsyncMdnSender:
             return f"cannot reach {url}: {type(exc).__name__}: {exc}"
         except (StoreError, mime.NotMime) as exc:
             return f"cannot read the stored MDN: {exc}"
+        except (ssl.SSLError, OSError, ValueError) as exc:   # e.g. the partner's ca_file is not a certificate
+            return f"cannot send to {url}: {type(exc).__name__}: {exc}"

@@ -90,10 +90,11 @@ class SftpPoller:
             async with sftp_session(pid, remote) as sftp:
                 try:
                     async with asyncio.timeout(remote.timeout):
-                        entries = await sftp.readdir(remote.poll_dir)
+                        # Names as bytes: one name that is not UTF-8 must not hide every other file.
+                        entries = await sftp.readdir(remote.poll_dir.encode())
                 except asyncssh.SFTPError as exc:
                     raise remote_failure(exc, pid, remote, doing=f"listing {remote.poll_dir}") from None
-                for name, size, mtime in self._ready(pid, entries):
+                for name, size, mtime in self._ready(pid, entries, problems):
                     try:
                         message_id = await self._fetch(partner, sftp, name, size, mtime, problems)
                     except asyncssh.SFTPError as exc:
@@ -116,15 +117,22 @@ class SftpPoller:
             await self.write(self.store.event, "poll", "ok", partner=pid, detail="polling works again")
         return stored
 
-    def _ready(self, partner_id: str, entries: list[asyncssh.SFTPName]) -> list[tuple[str, int, int]]:
+    def _ready(self, partner_id: str, entries: list[asyncssh.SFTPName],
+               problems: list[str]) -> list[tuple[str, int, int]]:
         """Record this listing; return the regular files unchanged since the previous one, oldest first."""
         listing: Listing = {}
         for entry in entries:
             attrs = entry.attrs
             regular = attrs.permissions is not None and stat.S_ISREG(attrs.permissions)
-            if regular and isinstance(entry.filename, str) and not is_temporary(entry.filename) \
-                    and attrs.size is not None and attrs.mtime is not None:
-                listing[entry.filename] = (attrs.size, int(attrs.mtime))
+            raw_name = entry.filename
+            try:
+                name = raw_name.decode("utf-8") if isinstance(raw_name, bytes) else raw_name
+            except UnicodeDecodeError:
+                if regular and partner_id not in self._failing:
+                    problems.append(f"partner {partner_id}: SFTP file name {raw_name!r} is not UTF-8; left there")
+                continue
+            if regular and not is_temporary(name) and attrs.size is not None and attrs.mtime is not None:
+                listing[name] = (attrs.size, int(attrs.mtime))
         previous = self._listed.get(partner_id)
         self._listed[partner_id] = listing
         # Forget refs of files that are gone: the sets stay as small as the remote folder.

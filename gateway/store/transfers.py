@@ -197,6 +197,18 @@ class TransfersMixin(StoreBase):
         with self._read("listing async MDNs") as conn:
             return [ReceiptRecord(*r) for r in conn.execute(_DUE_ASYNC, {"now": now_or(now), "limit": limit}).all()]
 
+    def requeue_async_mdn(self, receipt_id: str, *, reason: str, now: float | None = None) -> None:
+        """Send an async MDN again, due now, with a fresh retry budget (the partner re-sent its message)."""
+        at = now_or(now)
+        with self._write("queueing an async MDN again") as conn:
+            row = conn.execute(
+                receipts.update().where(receipts.c.id == receipt_id)
+                .values(status="pending", attempts=0, next_attempt_at=at, updated_at=at)
+                .returning(receipts.c.message_id, receipts.c.partner, receipts.c.url)).first()
+            if row is not None:
+                self._add_event(conn, "mdn-delivery", "requeued", at=at, message_id=row[0], partner=row[1],
+                                detail=f"async MDN to {row[2]} again: {reason}")
+
     def settle_async_mdn(self, receipt_id: str, *, sent: bool, error: str | None = None,
                          next_attempt_at: float | None = None, now: float | None = None) -> None:
         """After one attempt to POST an async MDN: done, retry at ``next_attempt_at``, or failed for good."""
