@@ -158,6 +158,24 @@ async def test_connection_dropped_with_file_open_commits_nothing(tmp_path, lite_
         assert list((gw.home("ACME") / "inbox").iterdir()) == []
 
 
+async def test_a_session_cannot_hold_more_than_the_cap_of_open_uploads(tmp_path, lite_store):
+    from gateway.inbound.sftp_fs import MAX_OPEN_UPLOADS
+
+    async with await start(tmp_path, lite_store) as gw:
+        conn = await gw.connect("ACME")
+        sftp = await conn.start_sftp_client()
+        handles = [await sftp.open(f"inbox/f{n}.edi", "wb") for n in range(MAX_OPEN_UPLOADS)]
+        with pytest.raises(asyncssh.SFTPFailure, match=f"{MAX_OPEN_UPLOADS} uploads are already open"):
+            await sftp.open("inbox/one-too-many.edi", "wb")
+        await handles[0].write(EDI)
+        await handles[0].close()   # a finished upload frees its place
+        again = await sftp.open("inbox/next.edi", "wb")
+        await again.close()
+        conn.abort()
+        await eventually(lambda: not temp_files(gw), "the abandoned temp files to be removed")
+        assert len(messages(gw)) == 2   # f0.edi and the (empty) next.edi; the abandoned ones are not
+
+
 async def test_store_failure_fails_the_close_and_nothing_appears(tmp_path):
     database = tmp_path / "gw.sqlite"
     with Store.open(f"sqlite:///{database}", tmp_path / "blobs") as store:

@@ -43,6 +43,8 @@ _MAX_NAME_BYTES = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+MAX_OPEN_UPLOADS = 16   # per session: a partner cannot pile up descriptors and temp files
+
 @dataclass(frozen=True)
 class Jail:
     """One partner's home on our SFTP server and what happens when files arrive or leave."""
@@ -98,6 +100,7 @@ class JailedSftp(asyncssh.SFTPServer):
         super().__init__(chan)     # no chroot argument: every path is mapped (and checked) here
         self.jail = jail
         self._home = str(jail.home)
+        self._uploads = 0          # open upload handles: each holds a descriptor and a temp file
 
     # ------------------------------------------------------------------ paths
 
@@ -203,8 +206,12 @@ class JailedSftp(asyncssh.SFTPServer):
             raise SFTPFileAlreadyExists(f"{shown} already exists")
         if exists and not pflags & FXF_TRUNC:
             raise SFTPPermissionDenied(f"cannot resume {shown}: upload the whole file again")
+        if self._uploads >= MAX_OPEN_UPLOADS:
+            raise SFTPFailure(f"cannot open {shown}: {MAX_OPEN_UPLOADS} uploads are already open in this session")
         temp = self.jail.temp_dir / f"{self.jail.partner}.{secrets.token_hex(8)}{TEMP_SUFFIX}"
-        return _Upload(temp, name)
+        upload = _Upload(temp, name)
+        self._uploads += 1
+        return upload
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
         self.jail.touch()
@@ -248,6 +255,7 @@ class JailedSftp(asyncssh.SFTPServer):
 
     async def _finish_upload(self, upload: _Upload, explicit: bool) -> None:
         upload.close()
+        self._uploads -= 1
         try:
             if not explicit:
                 log.info("upload abandoned", partner=self.jail.partner, file=upload.name, size=upload.size)
