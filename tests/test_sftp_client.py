@@ -10,6 +10,7 @@ folder, and in sshd's log (connections and logins).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import secrets
@@ -360,6 +361,29 @@ async def test_keep_fetches_a_file_once_even_after_a_restart(polling, store):
     assert len(await p.poll()) == 1 and p.message_count() == 2
 
 
+async def test_another_file_with_the_same_name_size_and_mtime_is_fetched_not_deleted(polling, store):
+    p = polling()   # after_poll = "delete"
+    path = p.world.remote / "out" / "INVOIC_1.edi"
+    path.write_bytes(ORDER)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    await p.poll()
+    [first] = await p.poll()
+    assert not path.exists()
+    # The partner uploads a different file under the same name, same size, and its server keeps the mtime.
+    other = ORDER.replace(b"+1'UNH", b"+2'UNH", 1)
+    assert other != ORDER and len(other) == len(ORDER)
+    path.write_bytes(other)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    restarted = Polling(p.world, store)   # after a restart nothing in memory says "fetched in this run"
+    try:
+        await restarted.poll()
+        [second] = await restarted.poll()
+    finally:
+        restarted.write.close()
+    assert second != first and store.raw(second) == other and store.raw(first) == ORDER
+    assert not path.exists()   # deleted only now that its own bytes are stored
+
+
 async def test_a_file_whose_size_still_changes_is_left_for_the_next_poll(polling):
     p = polling()
     growing = p.world.remote / "out" / "BIG.edi"
@@ -438,13 +462,13 @@ async def test_the_poll_loop_hands_new_messages_on(polling):
 # ----------------------------------------------------------------------------- the store's cheap check
 
 
-def test_seen_source_matches_partner_channel_and_source_ref(store):
+def test_source_sha256_matches_partner_channel_and_source_ref(store):
     store.receive(Received(raw=ORDER, channel=Channel.POLL, partner="ACME", filename="a.edi",
                            source_ref="sftp-poll:a.edi:84:1700000000"))
-    assert store.seen_source("ACME", Channel.POLL, "sftp-poll:a.edi:84:1700000000")
-    assert not store.seen_source("ACME", Channel.POLL, "sftp-poll:a.edi:84:1700000001")
-    assert not store.seen_source("BETA", Channel.POLL, "sftp-poll:a.edi:84:1700000000")
-    assert not store.seen_source("ACME", Channel.INBOX, "sftp-poll:a.edi:84:1700000000")
+    assert store.source_sha256("ACME", Channel.POLL, "sftp-poll:a.edi:84:1700000000") == hashlib.sha256(ORDER).hexdigest()
+    assert not store.source_sha256("ACME", Channel.POLL, "sftp-poll:a.edi:84:1700000001")
+    assert not store.source_sha256("BETA", Channel.POLL, "sftp-poll:a.edi:84:1700000000")
+    assert not store.source_sha256("ACME", Channel.INBOX, "sftp-poll:a.edi:84:1700000000")
 
 
 # ----------------------------------------------------------------------------- gateway partners test

@@ -17,6 +17,7 @@ is back.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import datetime as dt
 import posixpath
 import stat
@@ -148,12 +149,12 @@ class SftpPoller:
                      problems: list[str]) -> str | None:
         """Store one ready file (unless already stored), then clean it up remotely; the new message's id or None."""
         remote, pid = partner.sftp_remote, partner.id
-        ref = _source_ref(name, size, mtime)
+        ref = listed = _source_ref(name, size, mtime)
         done = self._done.setdefault(pid, set())
-        if ref in done or await asyncio.to_thread(self.store.seen_source, pid, Channel.POLL, ref):
-            done.add(ref)
+        if ref in done:
             await self._clean_up(partner, sftp, name)   # the commit happened; the clean-up may not have
             return None
+        stored = await asyncio.to_thread(self.store.source_sha256, pid, Channel.POLL, ref)
         if size > self.max_bytes:
             if ref in self._refused[pid]:
                 return None
@@ -170,11 +171,19 @@ class SftpPoller:
             self._listed[pid].pop(name, None)
             log.info("SFTP file changed while being fetched; left for a later poll", partner=pid, file=path)
             return None
+        if stored is not None:
+            # Stored in an earlier run (a crash between the commit and the clean-up), or another file
+            # under the same name, size and mtime: only the bytes can tell, and only then may it go.
+            if hashlib.sha256(raw).hexdigest() == stored:
+                done.add(listed)
+                await self._clean_up(partner, sftp, name)
+                return None
+            ref = f"{listed}:{hashlib.sha256(raw).hexdigest()[:16]}"
         sha = await asyncio.to_thread(self.store.blobs.put, raw)
         result = await self.write(self.store.receive, Received(raw=raw, channel=Channel.POLL, partner=pid,
                                                                filename=name, source_ref=ref, raw_sha256=sha),
                                   durable=True)
-        done.add(ref)
+        done.add(listed)
         message = result.message
         log.info("received", partner=pid, message_id=message.id, file=path, size=size,
                  duplicate_of=result.duplicate_of, recovered=result.recovered, after_poll=remote.after_poll)

@@ -58,14 +58,14 @@ _DUE_ASYNC = (_SELECT.where(receipts.c.status == "pending", receipts.c.direction
                             receipts.c.next_attempt_at <= sa.bindparam("now"))
               .order_by(receipts.c.next_attempt_at).limit(sa.bindparam("limit")))
 _BY_ID = _SELECT.where(receipts.c.id == sa.bindparam("receipt_id"))
-_SEEN_SOURCE = (sa.select(messages.c.id)
+_SOURCE_SHA = (sa.select(messages.c.raw_sha256)
                 .where(messages.c.partner == sa.bindparam("partner"), messages.c.channel == sa.bindparam("channel"),
                        messages.c.source_ref == sa.bindparam("source_ref"))
                 .limit(1))
 
 
 class TransfersMixin(StoreBase):
-    """submit_outbound / add_receipt / receipt_for / receipts_of / due_async_mdns / settle_async_mdn / seen_source."""
+    """submit_outbound / add_receipt / receipt_for / receipts_of / due_async_mdns / settle_async_mdn / source_sha256."""
 
     def submit_outbound(self, raw: bytes, *, partner: str, target: str, filename: str, channel: Channel = Channel.CLI,
                         document_type: str = "edi", idempotency_key: str | None = None,
@@ -114,11 +114,11 @@ class TransfersMixin(StoreBase):
             ])
             return self._message(conn, message_id), delivery_id
 
-    def seen_source(self, partner: str, channel: Channel | str, source_ref: str) -> bool:
-        """Was a message already stored from this partner, channel and source ref? (cheap, before a download)"""
+    def source_sha256(self, partner: str, channel: Channel | str, source_ref: str) -> str | None:
+        """The raw SHA-256 of a message already stored from this partner, channel and source ref, if any."""
         with self._read("looking up a source ref") as conn:
-            return conn.execute(_SEEN_SOURCE, {"partner": partner, "channel": Channel(channel).value,
-                                               "source_ref": source_ref}).first() is not None
+            return conn.execute(_SOURCE_SHA, {"partner": partner, "channel": Channel(channel).value,
+                                              "source_ref": source_ref}).scalar()
 
     def _message(self, conn: sa.Connection, message_id: str) -> MessageRecord:
         from gateway.store.messages import _SELECT_MESSAGE
