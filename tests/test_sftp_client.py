@@ -384,6 +384,20 @@ async def test_another_file_with_the_same_name_size_and_mtime_is_fetched_not_del
     assert not path.exists()   # deleted only now that its own bytes are stored
 
 
+async def test_a_file_name_that_is_not_utf8_does_not_hide_the_other_files(polling):
+    p = polling()
+    outbox = p.world.remote / "out"
+    with open(os.path.join(os.fsencode(outbox), b"bad-\xff.edi"), "wb") as fh:
+        fh.write(ORDER)
+    (outbox / "good.edi").write_bytes(ORDER)
+    await p.poll()
+    [message_id] = await p.poll()
+    assert p.store.message(message_id).filename == "good.edi"
+    assert any("bad-\\xff.edi" in detail and "is not UTF-8; left there" in detail
+               for step, outcome, detail in p.events() if outcome == "error")
+    assert os.path.exists(os.path.join(os.fsencode(outbox), b"bad-\xff.edi"))
+
+
 async def test_a_file_whose_size_still_changes_is_left_for_the_next_poll(polling):
     p = polling()
     growing = p.world.remote / "out" / "BIG.edi"
