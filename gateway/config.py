@@ -233,6 +233,21 @@ class _Reader:
             return default
         return value
 
+    def secret(self, data: dict, key: str, prefix: str = "") -> tuple[str, str]:
+        """A secret reference (``env:NAME``, ``file:PATH`` or literal) and its value; a problem if it cannot resolve.
+
+        Returns ``(reference, value)``: the reference says whether one was given at all, even
+        when its value could not be read.
+        """
+        reference = self.value(data, key, str, "", prefix)
+        if not reference:
+            return "", ""
+        try:
+            return reference, resolve_secret(reference)
+        except GatewayError as exc:
+            self.problem(prefix + key, str(exc))
+            return reference, ""
+
     def unknown(self, data: dict, known: set[str], prefix: str = "") -> None:
         for key in data:
             if key not in known:
@@ -399,7 +414,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         processes=processes,
         recover_after_seconds=r.value(server, "recover_after_seconds", float, 300.0, "server.", minimum=1),
         http=http,
-        as2=read_as2(r, r.table(data, "as2"), home, resolve_secret),
+        as2=read_as2(r, r.table(data, "as2"), home),
         sftp=read_sftp_server(r, r.table(data, "sftp"), home),
         retry=retry,
         breaker=breaker,
@@ -465,7 +480,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
                 r.problem(prefix + "targets", f"no target {t!r} in gateway.toml [targets]")
         routes.append(Route(document=str(document), targets=tuple(targets)))
 
-    as2 = read_partner_as2(r, r.table(data, "as2"), home, resolve_secret, settings.delivery.lease_seconds,
+    as2 = read_partner_as2(r, r.table(data, "as2"), home, settings.delivery.lease_seconds,
                            settings.as2.mdn_timeout)
     if as2 is not None and not settings.as2.enabled:
         r.problem("as2", "this partner uses AS2 but gateway.toml has no [as2] as2_id and identities")
@@ -474,7 +489,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
     if sftp is not None and not settings.sftp.host_keys:
         r.problem("sftp", "this partner has an SFTP account but gateway.toml [sftp] host_keys is empty "
                   "(`gateway init` makes a host key)")
-    sftp_remote = read_partner_sftp_remote(r, r.table(data, "sftp_remote"), home, resolve_secret)
+    sftp_remote = read_partner_sftp_remote(r, r.table(data, "sftp_remote"), home)
 
     if len(problems) > before:
         return None

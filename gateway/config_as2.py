@@ -13,14 +13,14 @@ import ssl
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
 
 from .as2 import CIPHERS, DIGESTS, Identity, expires_in_days, load_certificates, load_identity
 from .certstore import display
-from .errors import ConfigError, ConfigProblem, GatewayError
+from .errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
     from .config import _Reader
@@ -134,7 +134,7 @@ def read_http(r: "_Reader", data: dict, home: Path) -> HttpSettings:
     )
 
 
-def read_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Callable[[str], str]) -> As2Settings:
+def read_as2(r: "_Reader", data: dict, home: Path) -> As2Settings:
     """gateway.toml [as2]: our AS2 id and key pairs."""
     p = "as2."
     r.unknown(data, {"as2_id", "identities", "identity_password", "max_decompressed_mb", "mdn_timeout",
@@ -143,13 +143,8 @@ def read_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Callable[[str
     if as2_id and not _valid_as2_id(as2_id):
         r.problem(p + "as2_id", "AS2 ids are 1-128 printable ASCII characters without quotes or backslashes")
     files = r.value(data, "identities", list, [], p)
-    password_ref = r.value(data, "identity_password", str, "", p)
-    password: bytes | None = None
-    if password_ref:
-        try:
-            password = resolve_secret(password_ref).encode()
-        except GatewayError as exc:
-            r.problem(p + "identity_password", str(exc))
+    password_ref, password_text = r.secret(data, "identity_password", p)
+    password = password_text.encode() if password_ref else None
     identities: list[Identity] = []
     paths: list[Path] = []
     for index, value in enumerate(files):
@@ -189,8 +184,8 @@ def _choice(r: "_Reader", data: dict, key: str, choices: tuple[str, ...], defaul
     return value
 
 
-def read_partner_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Callable[[str], str],
-                     lease_seconds: float, mdn_timeout: float) -> PartnerAs2 | None:
+def read_partner_as2(r: "_Reader", data: dict, home: Path, lease_seconds: float,
+                     mdn_timeout: float) -> PartnerAs2 | None:
     """A partner file's [as2] table (None when the partner does not use AS2)."""
     if not data:
         return None
@@ -235,13 +230,7 @@ def read_partner_as2(r: "_Reader", data: dict, home: Path, resolve_secret: Calla
     if timeout + (mdn_timeout if mdn == "async" else 0) >= lease_seconds:
         r.problem(p + "timeout", "timeout (+ as2.mdn_timeout for async MDNs) must be shorter than "
                   "delivery.lease_seconds, or a slow send loses its claim")
-    password = ""
-    ref = r.value(data, "basic_auth_password", str, "", p)
-    if ref:
-        try:
-            password = resolve_secret(ref)
-        except GatewayError as exc:
-            r.problem(p + "basic_auth_password", str(exc))
+    ref, password = r.secret(data, "basic_auth_password", p)
     user = r.value(data, "basic_auth_user", str, "", p)
     if bool(user) != bool(ref):
         r.problem(p + "basic_auth_user", "basic_auth_user and basic_auth_password go together")

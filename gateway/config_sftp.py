@@ -15,9 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
-
-from .errors import GatewayError
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .config import _Reader
@@ -179,8 +177,7 @@ def read_partner_sftp(r: "_Reader", data: dict, partner_id: str, home: Path) -> 
                        max_connections=r.value(data, "max_connections", int, 4, p, minimum=1), after_download=after)
 
 
-def read_partner_sftp_remote(r: "_Reader", data: dict, home: Path,
-                             resolve_secret: Callable[[str], str]) -> PartnerSftpRemote | None:
+def read_partner_sftp_remote(r: "_Reader", data: dict, home: Path) -> PartnerSftpRemote | None:
     """A partner file's [sftp_remote] table: their server (None when absent)."""
     if not data:
         return None
@@ -199,13 +196,7 @@ def read_partner_sftp_remote(r: "_Reader", data: dict, home: Path,
     key = r.value(data, "key", str, "", p)
     if key and not _path(home, key).is_file():
         r.problem(p + "key", f"no such private key file: {key}")
-    password = ""
-    ref = r.value(data, "password", str, "", p)
-    if ref:
-        try:
-            password = resolve_secret(ref)
-        except GatewayError as exc:
-            r.problem(p + "password", str(exc))
+    ref, password = r.secret(data, "password", p)
     if not key and not ref:
         r.problem(p + "key", "log in with a key file and/or a password reference (env:NAME)")
     after = r.value(data, "after_poll", str, "delete", p)

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from gateway.model import Channel, DeliveryStatus, MessageStatus
 from gateway.store.base import StoreBase, event_row, new_id, now_or
-from gateway.store.records import MessageRecord
+from gateway.store.messages import _SELECT_MESSAGE
+from gateway.store.records import MessageRecord, message_record
 from gateway.store.tables import deliveries, documents, messages, receipts
 
 
@@ -121,9 +122,6 @@ class TransfersMixin(StoreBase):
                                               "source_ref": source_ref}).scalar()
 
     def _message(self, conn: sa.Connection, message_id: str) -> MessageRecord:
-        from gateway.store.messages import _SELECT_MESSAGE
-        from gateway.store.records import message_record
-
         return message_record(conn.execute(_SELECT_MESSAGE, {"message_id": message_id}).one())
 
     def add_receipt(self, *, direction: str, partner: str, as2_message_id: str, disposition: str, signed: bool,
