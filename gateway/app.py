@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import structlog
 
-from . import pipeline
+from . import interchanges, pipeline
 from .config import Deployment
 from .config_as2 import certificate_warnings
 from .errors import GatewayError
@@ -59,15 +59,27 @@ def run_pipeline(store: Store, deployment: Deployment, message_id: str,
     try:
         outcome = pipeline.process(raw, deployment, partner_id=record.partner, channel=record.channel,
                                    message_id=message_id, raw_sha256=record.raw_sha256, filename=record.filename)
+        duplicate = interchanges.check_duplicates(store, deployment, message_id, outcome, write)
+        if duplicate is not None:
+            raise duplicate
     except GatewayError as exc:
         write(store.record_failed, message_id, exc)
         log.warning("message rejected", message_id=message_id, partner=record.partner, error=str(exc))
+        interchanges.send_acknowledgments(store, deployment, message_id, record.partner or exc.partner,
+                                          interchanges.checked_of_failure(raw, exc), write)
         return None
     for document in outcome.documents:
         document.body = document_json(document.envelope)
         store.blobs.put(document.body)   # durable before the rows that name it
     write(store.record_processed, message_id, format=outcome.format, standard=outcome.standard,
-          interchange=outcome.interchange, documents=outcome.documents, partner=outcome.partner)
+          interchange=outcome.interchange, documents=outcome.documents, partner=outcome.partner,
+          control_numbers=interchanges.control_numbers(outcome))
+    for message, issues in outcome.rejected:
+        write(store.event, "rejected", "error", message_id=message_id, partner=outcome.partner,
+              detail=f"{message.type} {message.reference}: " + "; ".join(str(i) for i in issues))
+    if outcome.acks:
+        interchanges.match_acknowledgments(store, message_id, outcome, write)
+    interchanges.send_acknowledgments(store, deployment, message_id, outcome.partner, outcome.checked, write)
     return outcome
 
 
@@ -167,7 +179,7 @@ class Gateway:
             self._work.put_nowait(message_id)
 
     async def _sweep(self) -> None:
-        """Now and then, process messages that stayed "received": their process died before it got to them.
+        """Now and then, process messages that stayed "received" (their process died) and report overdue acks.
 
         At start-up the primary takes over what a crash left; a secondary that dies (and is
         started again) or a processing error leaves messages nobody holds: this picks them up.
@@ -184,6 +196,10 @@ class Gateway:
                 if record.received_at < time.time() - after and record.id not in self._queued:
                     log.warning("processing a message left unprocessed", message_id=record.id, partner=record.partner)
                     self.enqueue(record.id)
+            try:   # acknowledgments partners owe us: each overdue one becomes an event, once
+                await asyncio.to_thread(interchanges.overdue, self.store, _direct)
+            except GatewayError as exc:
+                log.warning("overdue-acknowledgment check failed", error=str(exc))
 
     async def stop(self) -> None:
         """Stop receiving, finish processing what was received, then stop delivering."""

@@ -391,6 +391,8 @@ cli_admin.register(main)
 cli_partners.register(main)   # partners add / show / test
 cli_send.register(main)
 cli_sftp.register(main)
+from . import cli_mappings  # noqa: E402
+cli_mappings.register(main)   # mappings list / test
 
 
 if __name__ == "__main__":  # pragma: no cover

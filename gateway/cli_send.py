@@ -6,16 +6,21 @@ so a send survives this command being interrupted and is retried like any delive
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .compose import compose_documents
 from .config_as2 import partner_target
+from .edi.serialize import render
 from .errors import GatewayError
-from .model import DeliveryStatus
+from .model import Channel, DeliveryStatus
 
 POLL_SECONDS = 0.5
 FINISHED = (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)
@@ -31,14 +36,17 @@ def register(main: click.Group) -> None:
 @click.option("--partner", "partner_id", required=True, help="Partner id.")
 @click.option("--channel", type=click.Choice(["as2", "sftp", "outbox"]), default=None,
               help="How to reach them [default: the first they have: as2, sftp (their server), outbox (ours)].")
+@click.option("--document", "document_type", type=click.Choice(["order", "invoice", "ship_notice", "order_response"]),
+              default=None, help="FILE is canonical JSON of this type (one document body, a list, or an envelope): "
+                                 "map it with the partner's outbound mapping and send it as EDI.")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until the running gateway has delivered it (or given up).")
 @click.option("--timeout", type=click.FloatRange(min=0), default=None,
               help="Seconds to wait [default: the partner's HTTP timeout + as2.mdn_timeout + 30].")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def send(obj: Any, file: Path, partner_id: str, channel: str | None, wait: bool, timeout: float | None,
-         as_json: bool) -> None:
+def send(obj: Any, file: Path, partner_id: str, channel: str | None, document_type: str | None, wait: bool,
+         timeout: float | None, as_json: bool) -> None:
     """Send FILE to a partner (queued; `gateway serve` delivers it and retries)."""
     from .cli import fail
 
@@ -57,21 +65,50 @@ def send(obj: Any, file: Path, partner_id: str, channel: str | None, wait: bool,
     raw = file.read_bytes()
     if not raw:
         fail(f"{file}: the file is empty")
+    if document_type is not None:
+        queued = _queue_documents(obj, partner, document_type, raw, file, channels[0])
+        sys.exit(queue_and_report(obj, partner, raw, file.name, target=channels[0], wait=wait, timeout=timeout,
+                                  as_json=as_json, queued=queued))
     sys.exit(queue_and_report(obj, partner, raw, file.name, target=channels[0], wait=wait, timeout=timeout,
                               as_json=as_json))
 
 
+def _queue_documents(obj: Any, partner: Any, document_type: str, raw: bytes, file: Path, target: str) -> tuple:
+    """Map canonical JSON to the partner's EDI and queue it with fresh control numbers: (message, delivery id)."""
+    from .cli import fail
+
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(f"{file}: not JSON: {exc}")
+    bodies = data if isinstance(data, list) else [data]
+    bodies = [b.get("document") if isinstance(b, dict) and "document" in b else b for b in bodies]
+    try:
+        composed = compose_documents(obj.deployment, partner, document_type, bodies, datetime.now(timezone.utc))
+        key = hashlib.sha256(b"doc\0" + raw).hexdigest()[:32]
+        return obj.store.submit_interchange(
+            partner=partner.id, target=target, format=composed.envelope.format, filename=f"{file.stem}.edi",
+            build=lambda next_number: render(composed.envelope, composed.messages, next_number),
+            document_type=document_type, idempotency_key=key, channel=Channel.CLI, standard=composed.standard,
+            expect_ack_within=obj.deployment.expect_ack_seconds(partner))
+    except GatewayError as exc:
+        fail(f"{file}: {exc}")
+
+
 def queue_and_report(obj: Any, partner: Any, raw: bytes, filename: str, *, target: str, wait: bool,
-                     timeout: float | None, as_json: bool) -> int:
+                     timeout: float | None, as_json: bool, queued: tuple | None = None) -> int:
     """Queue ``raw`` for a partner channel, optionally wait for the outcome, print it; returns the exit code."""
     from .cli import emit_json, fail
 
     deployment = obj.deployment
     partner_id = partner.id
-    try:
-        message, delivery_id = obj.store.submit_outbound(raw, partner=partner_id, target=target, filename=filename)
-    except GatewayError as exc:
-        fail(str(exc))
+    if queued is not None:
+        message, delivery_id = queued
+    else:
+        try:
+            message, delivery_id = obj.store.submit_outbound(raw, partner=partner_id, target=target, filename=filename)
+        except GatewayError as exc:
+            fail(str(exc))
     if not as_json:
         click.echo(f"queued {filename} for {partner_id} ({target}): message {message.id}, delivery {delivery_id}")
     if not wait:

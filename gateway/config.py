@@ -13,14 +13,16 @@ import datetime as dt
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .config_as2 import (As2Settings, HttpSettings, PartnerAs2, certificate_warnings, partner_target, read_as2,
                          read_http, read_partner_as2)
+from .config_edi import DAY, EdiSettings, PartnerEdi, parse_identifier, read_edi_settings, read_partner_edi
 from .config_sftp import (PartnerSftp, PartnerSftpRemote, SftpServerSettings, read_partner_sftp,
                           read_partner_sftp_remote, read_sftp_server, outbox_target, sftp_target)
+from .edi.model import Party
 from .errors import ConfigError, ConfigProblem, GatewayError
 from .mapping import MappingSet, load_mappings
 from .retry import RetryPolicy
@@ -97,6 +99,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     as2: As2Settings = field(default_factory=As2Settings)
     sftp: SftpServerSettings = field(default_factory=SftpServerSettings)
+    edi: EdiSettings = field(default_factory=EdiSettings)
     retry: RetryPolicy = field(default_factory=RetryPolicy)          # defaults for partner channels
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
@@ -124,6 +127,7 @@ class Partner:
     as2: PartnerAs2 | None = None
     sftp: PartnerSftp | None = None                  # their account on our SFTP server
     sftp_remote: PartnerSftpRemote | None = None     # their SFTP server (push / poll)
+    edi: PartnerEdi = field(default_factory=PartnerEdi)
 
     def owns(self, format: str, qualifier: str, id: str) -> bool:
         """Does the interchange sender ``qualifier:id`` belong to this partner?
@@ -190,6 +194,29 @@ class Deployment:
         """The queue targets that reach a partner, in the order `gateway send` prefers them."""
         return [name for name, target in self.targets.items()
                 if target.type in ("as2", "sftp", "outbox") and target.options.get("partner") == partner.id]
+
+    def reply_target(self, partner: Partner) -> str | None:
+        """Where EDI we write for a partner (acknowledgments, outbound documents) is queued, if anywhere."""
+        channels = self.partner_channels(partner)
+        if partner.edi.ack_channel:
+            return partner.edi.ack_channel if partner.edi.ack_channel in channels else None
+        return channels[0] if channels else None
+
+    def our_identity(self, partner: Partner, format: str) -> Party | None:
+        """The interchange sender we write as towards this partner (partner [edi] our_ids, else gateway.toml)."""
+        value = partner.edi.our_ids.get(format) or self.settings.edi.identifiers.get(format)
+        return parse_identifier(value) if value else None
+
+    def expect_ack_seconds(self, partner: Partner) -> float | None:
+        """How long an interchange we send this partner waits for its acknowledgment (None: none expected)."""
+        minutes = partner.edi.expect_ack_minutes
+        minutes = self.settings.edi.expect_ack_minutes if minutes is None else minutes
+        return minutes * 60.0 if minutes > 0 else None
+
+    def duplicate_window_seconds(self, partner: Partner) -> float:
+        """How far back a repeated interchange control number from this partner counts as a duplicate."""
+        days = partner.edi.duplicate_window_days
+        return (self.settings.edi.duplicate_window_days if days is None else days) * DAY
 
     def partner_for_sftp_user(self, username: str) -> Partner | None:
         """The enabled partner whose SFTP account this is (usernames are unique, checked at load)."""
@@ -325,7 +352,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
     data = data or {}
     r = _Reader(CONFIG_FILE, problems)
     r.unknown(data, {"server", "store", "inbox", "delivery", "retry", "breaker", "targets", "http", "as2",
-                     "sftp"})
+                     "sftp", "edi"})
 
     server = r.table(data, "server")
     r.unknown(server, {"node", "log_level", "log_format", "processors", "processes", "recover_after_seconds"},
@@ -416,6 +443,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         http=http,
         as2=read_as2(r, r.table(data, "as2"), home),
         sftp=read_sftp_server(r, r.table(data, "sftp"), home),
+        edi=read_edi_settings(r, r.table(data, "edi")),
         retry=retry,
         breaker=breaker,
     )
@@ -430,7 +458,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
         return None
     r = _Reader(display, problems)
     r.unknown(data, {"id", "name", "enabled", "identifiers", "inbox", "mappings", "routes", "as2", "sftp",
-                     "sftp_remote"})
+                     "sftp_remote", "edi", "validation"})
     partner_id = r.value(data, "id", str, path.stem)
     if partner_id != path.stem:
         r.problem("id", f"must equal the file name {path.stem!r} (one file per partner, named by its id)")
@@ -491,6 +519,8 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
                   "(`gateway init` makes a host key)")
     sftp_remote = read_partner_sftp_remote(r, r.table(data, "sftp_remote"), home)
 
+    edi = read_partner_edi(r, r.table(data, "edi"), r.table(data, "validation"))
+
     if len(problems) > before:
         return None
     return Partner(
@@ -505,6 +535,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
         as2=as2,
         sftp=sftp,
         sftp_remote=sftp_remote,
+        edi=edi,
     )
 
 
@@ -541,8 +572,15 @@ def load_deployment(home: Path, environ: dict[str, str] | None = None) -> Deploy
         if partner is not None:
             partners[partner.id] = partner
     _check_shared_identifiers(partners, partner_problems)
-    return Deployment(home=home, settings=settings, partners=partners, mappings=mappings,
-                      problems=tuple(partner_problems))
+    deployment = Deployment(home=home, settings=settings, partners=partners, mappings=mappings,
+                            problems=tuple(partner_problems))
+    for partner in list(partners.values()):
+        if partner.edi.ack_channel and deployment.reply_target(partner) is None:
+            partner_problems.append(ConfigProblem(
+                partner.file, "edi.ack_channel", f"{partner.edi.ack_channel!r} is not one of this partner's "
+                f"channels ({', '.join(deployment.partner_channels(partner)) or 'none configured'})"))
+            del partners[partner.id]
+    return replace(deployment, problems=tuple(partner_problems))
 
 
 def _check_shared_identifiers(partners: dict[str, Partner], problems: list[ConfigProblem]) -> None:

@@ -105,7 +105,13 @@ class ConfigError(GatewayError):
 
 
 class InputError(GatewayError):
-    """Received bytes cannot be turned into documents; the raw bytes stay stored for replay."""
+    """Received bytes cannot be turned into documents; the raw bytes stay stored for replay.
+
+    ``checked`` (one ``gateway.edi.acks.Checked`` per interchange, when the pipeline got that
+    far) lets the gateway answer with a negative acknowledgment although no document came out.
+    """
+
+    checked: list = []
 
 
 class DetectError(InputError):
@@ -114,6 +120,19 @@ class DetectError(InputError):
 
 class ParseError(InputError):
     """The EDI is malformed: syntax, envelope, counts or control references."""
+
+
+class ValidationError(InputError):
+    """Messages break their structure definition or the partner's rules; ``issues`` lists every problem."""
+
+    def __init__(self, problem: str, *, issues: list | None = None, checked: list | None = None, **kw: object) -> None:
+        super().__init__(problem, **kw)  # type: ignore[arg-type]
+        self.issues = issues or []
+        self.checked = checked or []
+
+
+class DuplicateError(InputError):
+    """An interchange control number the partner already sent within the duplicate window (partner rejects them)."""
 
 
 class MappingError(InputError):

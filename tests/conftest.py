@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- store backends
 
 PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-_STORE_TABLES = ("receipts", "events", "deliveries", "documents", "messages")
+_STORE_TABLES = ("ack_expectations", "interchanges_seen", "control_numbers", "receipts", "events", "deliveries",
+                 "documents", "messages")
 
 
 def _libpq_url(url: str) -> str:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,12 +36,17 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
-def edifact_order(po: str, icr: str = "1", lines: int = 2, sender: str = "5412345000013") -> bytes:
-    """A valid EDIFACT ORDERS D96A interchange with ``lines`` order lines."""
+def edifact_order(po: str, icr: str | None = None, lines: int = 2, sender: str = "5412345000013") -> bytes:
+    """A valid EDIFACT ORDERS D96A interchange with ``lines`` order lines.
+
+    ``icr`` (the interchange control reference) defaults to a number derived from ``po``, so
+    different orders are never refused as duplicate interchanges.
+    """
+    icr = icr or str(zlib.crc32(po.encode()) % 10**9 + 1)
     segs = [f"UNB+UNOC:3+{sender}:14+8711111000007:14+261126:0930+{icr}++ORDERS'",
             "UNH+1+ORDERS:D:96A:UN:EAN008'", f"BGM+220+{po}+9'", "DTM+137:20261126:102'",
-            "CUX+2:EUR:9'", "NAD+BY+5412345000013::9++ACME Retail Europe'",
-            "NAD+SU+8711111000007::9++Our Company'"]
+            "NAD+BY+5412345000013::9++ACME Retail Europe'",
+            "NAD+SU+8711111000007::9++Our Company'", "CUX+2:EUR:9'"]
     for n in range(1, lines + 1):
         segs += [f"LIN+{n}++87111110{n:05d}:EN'", f"QTY+21:{n * 6}:PCE'", f"PRI+AAA:{n}.25'"]
     segs += ["UNS+S'", f"UNT+{len(segs) + 1}+1'", f"UNZ+1+{icr}'"]  # UNT counts UNH..UNT; segs[0] is UNB

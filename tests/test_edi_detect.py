@@ -56,7 +56,6 @@ def test_empty_input(raw: bytes) -> None:
         b"\x00\x01\x02\x03",
         b"%PDF-1.7\n\x00\x00binary",
         b"PK\x03\x04\x14\x00\x06\x00",  # a zip (xlsx, docx)
-        b"\xff\xfe<\x00?\x00x\x00m\x00l\x00",  # UTF-16 text has NUL bytes
         bytes(range(0x80, 0x100)) * 2,
         b"\x01\x02\x03\x04\x05\x06\x07\x08abc",
     ],
@@ -124,3 +123,14 @@ def test_detect_module_is_not_shadowed() -> None:
 
     assert module.detect is detect
     assert gateway.edi.detect is module
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_xml_in_utf16_and_utf32_is_xml_not_binary(encoding):
+    raw = '<?xml version="1.0"?><Order/>'.encode(encoding)
+    assert detect(raw) == "xml"
+
+
+def test_binary_starting_with_nul_is_still_binary():
+    with pytest.raises(DetectError, match="binary"):
+        detect(b"\x00\x01\x02\x03" * 20)

@@ -124,7 +124,8 @@ def _types(interchanges) -> list[list[str]]:
     return [[m.type for m in ic.messages] for ic in interchanges]
 
 
-def _read(name: str, repair: list[tuple[bytes, bytes]] = ()):  # type: ignore[assignment]
+def sample_bytes(name: str, repair: list[tuple[bytes, bytes]] = ()) -> bytes:  # type: ignore[assignment]
+    """A sample's bytes with the given repairs applied (old=b"" appends new)."""
     raw = (SAMPLES / name).read_bytes()
     for old, new in repair:
         if old:
@@ -132,7 +133,11 @@ def _read(name: str, repair: list[tuple[bytes, bytes]] = ()):  # type: ignore[as
             raw = raw.replace(old, new)
         else:
             raw = raw.rstrip() + b"\n" + new
-    return read(raw)
+    return raw
+
+
+def _read(name: str, repair: list[tuple[bytes, bytes]] = ()):  # type: ignore[assignment]
+    return read(sample_bytes(name, repair))
 
 
 def test_every_sample_has_an_expectation() -> None:

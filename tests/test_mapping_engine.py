@@ -146,6 +146,20 @@ def test_decimals(raw, mark, expected):
     assert conv.to_decimal(raw, mark) == expected
 
 
+@pytest.mark.parametrize("raw, expected", [
+    ("3600", "36.00"), ("-150", "-1.50"), ("5", "0.05"), ("+007", "0.07"), ("0", "0.00"),
+    ("123456", "1234.56"), (" 99 ", "0.99"), ("", None),
+])
+def test_implied_two_decimals(raw, expected):
+    assert conv.to_implied2(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["36.00", "36,00", "1e3", "--5", "12-", "+"])
+def test_implied_two_decimals_refuse_marks_and_junk(raw):
+    with pytest.raises(conv.ConversionError, match="is not a whole number with two implied decimals"):
+        conv.to_implied2(raw)
+
+
 @pytest.mark.parametrize("raw, mark", [
     ("1e3", "."), ("NaN", "."), ("Infinity", "."), ("1_000", "."), ("12,50", "."), ("1.234,50", ","),
     ("1 000", "."), ("--1", "."), ("12-", "."), ("+", "."), ("0x10", "."),
@@ -228,7 +242,7 @@ def test_a_full_order(tmp_path):
     assert document == {
         "number": "PO-1",
         "issue_date": "2026-11-20",
-        "requested_delivery_date": "2026-12-01T14:30:00",
+        "requested_delivery_date": "2026-12-01",        # 203 has a time: canonical dates are days
         "currency": "EUR",
         "buyer": {"id": "5412345000013", "scheme": "GLN", "name": "Buyer SA"},
         "seller": {"id": "123456789", "scheme": "DUNS", "name": None},
@@ -243,6 +257,22 @@ def test_a_full_order(tmp_path):
         ],
     }
     assert list(document) == [n for n, _, _ in DOCUMENT_SHAPES["order"]]
+
+
+def test_date_gives_the_day_and_datetime_keeps_the_time(tmp_path):
+    m = mapping(tmp_path, """
+        [fields]
+        issue_date = { path = "DTM[1.1=2]/1.2", convert = "date", date_format_path = "1.3" }
+        requested_delivery_date = { path = "DTM[1.1=2]/1.2", convert = "datetime", date_format_path = "1.3" }
+        currency = { path = "DTM[1.1=137]/1.2", convert = "datetime", time_path = "DTM[1.1=137]/1.3" }
+    """)
+    document = m.apply(message("DTM+2:202612011430:203", "DTM+137:20261120:0915"), DOT)
+    assert document["issue_date"] == "2026-12-01"
+    assert document["requested_delivery_date"] == "2026-12-01T14:30:00"
+    assert document["currency"] == "2026-11-20T09:15:00"
+    with pytest.raises(MappingError, match="'202612012460' is not a valid time of day"):
+        m.apply(message("DTM+2:202612012460:203"), DOT)         # a date still checks its time
+    assert conv.to_day("20261120", "102", "1430") == "2026-11-20" and conv.to_day("") is None
 
 
 def test_stable_shape_when_nothing_is_mapped(tmp_path):
@@ -461,6 +491,31 @@ def test_a_hook_that_fails_or_returns_a_non_string_is_a_mapping_error(tmp_path, 
         fails.apply(message("BGM+1"), DOT)
 
 
+def test_a_hook_with_a_third_argument_gets_one_memo_per_message(tmp_path, monkeypatch):
+    import gateway.mapping.hooks as hooks
+
+    memos = []
+
+    def count(segments, msg, memo):
+        memos.append(memo)
+        memo["calls"] = memo.get("calls", 0) + 1
+        return str(memo["calls"])
+    monkeypatch.setattr(hooks, "count", count, raising=False)
+    m = mapping(tmp_path, """
+        [fields]
+        number = { python = "gateway.mapping.hooks:count" }
+        [lines]
+        group = "LIN"
+        [lines.fields]
+        line = { python = "gateway.mapping.hooks:count" }
+    """)
+    document = m.apply(message("BGM+220+1", "LIN+1", "LIN+2"), DOT)
+    assert document["number"] == "1" and [line["line"] for line in document["lines"]] == ["2", "3"]
+    assert memos[0] is memos[1] is memos[2]
+    assert m.apply(message("LIN+1"), DOT)["lines"][0]["line"] == "2"      # a new message, a new memo
+    assert memos[3] is not memos[0]
+
+
 # --- load-time validation ---------------------------------------------------------------------
 
 def test_every_problem_of_every_file_is_reported(tmp_path):
@@ -480,8 +535,9 @@ def test_every_problem_of_every_file_is_reported(tmp_path):
     texts = [str(p) for p in info.value.problems]
     d = tmp_path.name
     assert texts[:7] == [
-        f"{d}/a.toml: feilds: unknown section (known: mapping, codes, fields, parties, lines)",
-        f"{d}/a.toml: mapping.colour: unknown key (known: name, format, message, versions, document, description, auto)",
+        f"{d}/a.toml: feilds: unknown section (known: mapping, codes, fields, parties, lines, packages)",
+        f"{d}/a.toml: mapping.colour: unknown key (known: name, format, message, versions, document, description, auto, "
+        "direction)",
         f"{d}/a.toml: mapping.name: 'b' must equal the file name 'a'",
         f"{d}/a.toml: mapping.format: must be one of edifact, x12 (got 'edi')",
         f"{d}/a.toml: mapping.message: must be a non-empty string (got ''): the message type to map, "
@@ -505,7 +561,7 @@ def test_every_problem_of_every_file_is_reported(tmp_path):
      "unknown field for document type 'order' (known: number, issue_date, requested_delivery_date, currency)"),
     ('[fields]\nbuyer = "NAD/2"', "fields.buyer", "unknown field for document type 'order' (parties go in [parties.buyer])"),
     ('[fields]\nnumber = { path = "BGM/2", convert = "dat" }', "fields.number.convert",
-     "unknown conversion 'dat' (known: text, upper, decimal, integer, date)"),
+     "unknown conversion 'dat' (known: text, upper, decimal, implied2, integer, date, datetime)"),
     ('[fields]\nnumber = { path = "BGM/2", requird = true }', "fields.number.requird",
      "unknown key (known: path, find, pairs, python, sequence, where, take, qualifier, convert, date_format, "
      "date_format_path, time_path, codes, strict_codes, default, required, when)"),
@@ -526,7 +582,7 @@ def test_every_problem_of_every_file_is_reported(tmp_path):
     ('[fields]\nnumber = { pairs = "PO1/6-", qualifier = "UP|" }', "fields.number.qualifier",
      "bad path 'UP|': empty value in the list at position 1"),
     ('[fields]\nnumber = { path = "BGM/2", date_format = "102" }', "fields.number.date_format",
-     "only applies with convert = \"date\""),
+     "only applies with convert = \"date\" or \"datetime\""),
     ('[fields]\nissue_date = { path = "DTM/1.2", convert = "date", date_format = "616" }', "fields.issue_date.date_format",
      "unknown date format '616' (known: 101, 102, 201, 203, 204, 718, 719, D6, D8, DT, RD8, CCYYMMDD, YYMMDD, "
      "CCYYMMDDHHMM, CCYYMMDDHHMMSS, YYMMDDHHMM, CCYYMMDD-CCYYMMDD, CCYYMMDDHHMM-CCYYMMDDHHMM)"),
@@ -572,14 +628,27 @@ def test_every_problem_of_every_file_is_reported(tmp_path):
      "cannot import gateway.mapping.hooks.missing: No module named 'gateway.mapping.hooks.missing'"),
     ('[parties.payer]\nsegment = "NAD[1=PR]"', "parties.payer",
      "unknown party for document type 'order' (known: buyer, seller, ship_to)"),
-    ('[parties.buyer]\nid = "2.1"', "parties.buyer.segment", "missing: the party's segment, e.g. \"NAD[1=BY]\""),
+    ('[parties.buyer]\nid = "2.1"', "parties.buyer.segment",
+     "missing: the party's segment, e.g. \"NAD[1=BY]\", or a list of them tried in order"),
     ('[parties.buyer]\nsegment = "NAD[1=BY]/2"', "parties.buyer.segment", "bad path 'NAD[1=BY]/2': unexpected '/' at position 10"),
     ('[parties.buyer]\nsegment = "NAD[1=BY]"\nidentifier = "2.1"', "parties.buyer.identifier",
      "unknown key (known: segment, end, required, id, scheme, name)"),
     ('[parties.buyer]\nsegment = "NAD[1=BY]"\nend = "LOC"', "parties.buyer.end",
      "must be a list of segment tags, e.g. [\"UNS\", \"CNT\"]"),
     ('[parties.buyer]\nsegment = "NAD[1=BY]"\nid = "2,1"', "parties.buyer.id", "bad path '2,1': unexpected ',' at position 2"),
-    ('[lines]\ngroup = "lin"', "lines.group", "must be the segment tag that starts each line, e.g. \"LIN\" or \"PO1\""),
+    ('[lines]\ngroup = "lin"', "lines.group",
+     "bad path 'lin': expected a segment tag (a capital letter, then 1-2 capital letters or digits) at position 1"),
+    ('[lines]\ngroup = 7', "lines.group",
+     "must be a segment tag or selector, e.g. \"LIN\", \"PO1\" or \"HL[3=I]\" (the segment that starts each line)"),
+    ('[lines]\ngroup = "HL[3=I]#2"', "lines.group",
+     "'HL[3=I]#2': a group boundary cannot take #N (every matching segment counts)"),
+    ('[lines]\ngroup = "LIN"\nend = "UNS"', "lines.end",
+     "must be a list of segment tags or selectors, e.g. [\"UNS\", \"CNT\"]"),
+    ('direction = "sideways"', "mapping.direction", "must be one of inbound, outbound (got 'sideways')"),
+    ('[packages]\ngroup = "CPS"', "packages", "document type 'order' has no packages (only ship_notice does)"),
+    ('[packages]\ngroup = "CPS"', "packages", "needs a [lines] table: the line groups inside each package"),
+    ('[fields]\npackages = "CPS/1"', "fields.packages",
+     "unknown field for document type 'order' (known: number, issue_date, requested_delivery_date, currency)"),
     ('[lines]\ngroup = "LIN"\n[lines.fields]\nqty = "QTY/1.2"', 'lines.fields.qty',
      "unknown line field (known: line, item.gtin, item.buyer_code, item.seller_code, item.description, quantity, "
      "unit, unit_price)"),
@@ -631,7 +700,9 @@ def test_conflicting_automatic_mappings(tmp_path):
 
 def test_the_repository_mappings_load():
     mappings = load_mappings(Path(__file__).parent.parent / "mappings")
-    assert {"edifact-orders", "x12-850"} <= set(mappings.names)
+    assert {"edifact-orders", "edifact-ordrsp", "edifact-desadv", "edifact-invoic", "edifact-invoic-eancom-invoicee",
+            "x12-850", "x12-855", "x12-856", "x12-810"} <= set(mappings.names)
+    assert mappings.get("edifact-invoic-eancom-invoicee").auto is False
 
 
 # --- selection --------------------------------------------------------------------------------
@@ -659,3 +730,237 @@ def test_find_prefers_an_exact_version_then_a_versionless_mapping(tmp_path):
 def test_an_empty_mapping_set():
     empty = MappingSet([])
     assert empty.find("edifact", "ORDERS", "D96A") is None and empty.names == []
+
+
+# --- document shapes (canonical documents v1) -------------------------------------------------
+
+def test_order_response_and_ship_notice_shapes_follow_the_canonical_contract():
+    def names(entries):
+        return [name for name, _, _ in entries]
+    shapes = DOCUMENT_SHAPES
+    assert names(shapes["order_response"]) == ["number", "issue_date", "order_number", "status", "buyer", "seller",
+                                               "lines"]
+    assert names(shapes["order_response"][-1][2]) == ["line", "item", "quantity", "unit", "unit_price", "status"]
+    assert names(shapes["ship_notice"]) == ["number", "issue_date", "ship_date", "order_numbers", "ship_from",
+                                            "ship_to", "carrier", "tracking", "packages", "lines"]
+    package = dict((n, sub) for n, _, sub in shapes["ship_notice"])["packages"]
+    assert names(package) == ["sscc", "lines"]
+    assert names(package[1][2]) == names(shapes["ship_notice"][-1][2]) == [
+        "line", "item", "quantity", "unit", "order_number"]
+
+
+# --- packages (nested groups) and selector boundaries -----------------------------------------
+
+ASN_HEAD = """\
+    [mapping]
+    name = "{name}"
+    format = "{format}"
+    message = "{message}"
+    document = "ship_notice"
+"""
+
+
+def ship_notice(tmp_path: Path, body: str, format: str = "edifact", message: str = "DESADV") -> Mapping:
+    directory = tmp_path / "asn"
+    directory.mkdir()
+    write(directory, "asn", ASN_HEAD.format(name="asn", format=format, message=message) + textwrap.dedent(body))
+    return load_mappings(directory).get("asn")
+
+
+DESADV_BODY = """
+    [fields]
+    number = "BGM/2"
+    tracking = "CNT/1.2"            # after the end tag: header scope again
+    [packages]
+    group = "CPS"
+    [packages.fields]
+    sscc = "GIN[1=BJ]/2.1"
+    [lines]
+    group = "LIN"
+    end = ["UNS", "CNT"]
+    [lines.fields]
+    line = { sequence = true }
+    quantity = "QTY[1.1=12]/1.2"
+"""
+
+
+def _line(sequence: int, quantity: str) -> dict:
+    return {"line": str(sequence), "item": {"gtin": None, "buyer_code": None, "seller_code": None, "description": None},
+            "quantity": quantity, "unit": None, "order_number": None}
+
+
+def test_packages_hold_their_lines_and_unlabelled_groups_join_the_package_before(tmp_path):
+    m = ship_notice(tmp_path, DESADV_BODY)
+    document = m.apply(message(
+        "BGM+351+D-1",
+        "LIN+1", "QTY+12:1",                      # before any package: a top-level line
+        "CPS+1", "PAC+2++201",                    # no SSCC and no lines: no package
+        "CPS+2+1", "PCI+33E", "GIN+BJ+S1",
+        "LIN+2", "QTY+12:2",
+        "CPS+3+2", "PAC+1++CT",                   # an unlabelled carton: its line joins S1
+        "LIN+3", "QTY+12:3",
+        "CPS+4+1", "GIN+BJ+S2",                   # a labelled pallet without lines of its own
+        "CPS+5+1", "GIN+BJ+S3",
+        "LIN+4", "QTY+12:4",
+        "UNS+S",                                  # an end tag ends the package too
+        "CPS+9", "LIN+5", "QTY+12:5",             # no SSCC, nothing before it since the end: top level
+        "CNT+2:5",
+        type="DESADV"), DOT)
+    assert document["number"] == "D-1" and document["tracking"] == "5"
+    assert document["packages"] == [
+        {"sscc": "S1", "lines": [_line(2, "2"), _line(3, "3")]},
+        {"sscc": "S2", "lines": []},
+        {"sscc": "S3", "lines": [_line(4, "4")]},
+    ]
+    assert document["lines"] == [_line(1, "1"), _line(5, "5")]
+
+
+def test_without_any_sscc_the_lines_are_top_level(tmp_path):
+    document = ship_notice(tmp_path, DESADV_BODY).apply(
+        message("BGM+351+D-2", "CPS+1", "LIN+1", "QTY+12:7", "LIN+2", "QTY+12:8", type="DESADV"), DOT)
+    assert document["packages"] == []
+    assert document["lines"] == [_line(1, "7"), _line(2, "8")]
+
+
+def test_a_bad_package_field_names_the_package(tmp_path):
+    m = ship_notice(tmp_path, DESADV_BODY.replace('sscc = "GIN[1=BJ]/2.1"',
+                                                  'sscc = { path = "GIN[1=BJ]/2.1", convert = "integer" }'))
+    with pytest.raises(MappingError) as info:
+        m.apply(message("BGM+351+D-3", "CPS+1", "CPS+2+1", "GIN+BJ+S-1", "LIN+1", type="DESADV"), DOT)
+    assert info.value.problem == ("field 'packages.sscc' (GIN[1=BJ]/2.1): 'S-1' is not a whole number "
+                                  "in package 2 (CPS at segment 5)")
+    assert (info.value.segment, info.value.tag, info.value.element) == (6, "GIN", "2.1")
+
+
+HL_BODY = """
+    [fields]
+    order_numbers = "PRF/1"
+    [packages]
+    group = "HL[3=P|T]"
+    [packages.fields]
+    sscc = { python = "gateway.mapping.hooks.x12:sscc" }
+    [lines]
+    group = "HL[3=I]"
+    end = ["HL", "CTT"]
+    required = true
+    [lines.fields]
+    line = ["LIN/1", { sequence = true }]
+    quantity = "SN1/2"
+    order_number = { python = "gateway.mapping.hooks.x12:hl_order_number" }
+"""
+
+
+def test_selector_boundaries_split_an_x12_hierarchy(tmp_path):
+    m = ship_notice(tmp_path, HL_BODY, "x12", "856")
+    hl = message(
+        "BSN+00+A-1",
+        "HL+1++S", "TD5+B+2+UPSN",
+        "HL+2+1+O", "PRF+PO-1",
+        "HL+3+2+T", "MAN+GM+00006141410000001019",     # pallet: AI 00 + SSCC
+        "HL+4+3+P",                                    # unlabelled carton: joins the pallet
+        "HL+5+4+I", "LIN+7", "SN1++5+EA",
+        "HL+6+1+O", "PRF+PO-2",                        # a new order level ends the pallet
+        "HL+7+6+P",                                    # unlabelled, nothing before it: top level
+        "HL+8+7+I", "SN1++6+EA",
+        "CTT+2", type="856", version="004010")
+    document = m.apply(hl, DOT)
+    assert document["order_numbers"] == ["PO-1", "PO-2"]
+    assert document["packages"] == [{"sscc": "006141410000001019", "lines": [
+        {**_line(1, "5"), "line": "7", "order_number": "PO-1"}]}]
+    assert document["lines"] == [{**_line(2, "6"), "order_number": "PO-2"}]
+
+
+def test_required_lines_with_a_selector_group(tmp_path):
+    m = ship_notice(tmp_path, HL_BODY, "x12", "856")
+    with pytest.raises(MappingError) as info:
+        m.apply(message("BSN+00+A-1", "HL+1++S", "CTT+0", type="856"), DOT)
+    assert info.value.problem == "the message has no line (HL[3=I] segment)"
+    assert info.value.tag == "HL"
+
+
+def test_party_segment_alternatives_are_tried_in_order(tmp_path):
+    m = ship_notice(tmp_path, """
+        [parties.ship_from]
+        segment = ["NAD[1=SF]", "NAD[1=SU]"]
+        required = true
+        id = "2.1"
+    """)
+    with_sf = message("NAD+SU+SUPPLIER", "NAD+SF+WAREHOUSE", type="DESADV")
+    assert m.apply(with_sf, DOT)["ship_from"] == {"id": "WAREHOUSE", "scheme": None, "name": None}
+    assert m.apply(message("NAD+SU+SUPPLIER", type="DESADV"), DOT)["ship_from"]["id"] == "SUPPLIER"
+    with pytest.raises(MappingError, match=r"required party 'ship_from' \(NAD\[1=SF\] \| NAD\[1=SU\]\) is missing"):
+        m.apply(message("NAD+BY+X", type="DESADV"), DOT)
+
+
+def test_a_package_table_needs_a_known_package_field(tmp_path):
+    found = problems(tmp_path, ASN_HEAD.format(name="m", format="edifact", message="DESADV") + textwrap.dedent("""
+        [packages]
+        group = "CPS"
+        colour = "red"
+        [packages.fields]
+        weight = "MEA/3.2"
+        [lines]
+        group = "LIN"
+    """), head=False)
+    d = tmp_path.name
+    assert found == [f"{d}/m.toml: packages.colour: unknown key (known: group, fields)",
+                     f"{d}/m.toml: packages.fields.weight: unknown package field (known: sscc; "
+                     "the lines inside come from [lines])"]
+
+
+# --- the loader registry (mapping kinds) ------------------------------------------------------
+
+class _Outbound:
+    """What another kind's loader may return: MappingSet only needs these attributes."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.format, self.message, self.versions = name, "x12", "850", ()
+        self.auto, self.direction = True, "outbound"
+
+
+def test_load_mappings_dispatches_by_kind_and_skips_kinds_without_a_loader(tmp_path, monkeypatch):
+    from gateway.mapping import loader
+
+    write(tmp_path, "x12-850", HEAD.format(name="x12-850").replace('"edifact"', '"x12"').replace('"ORDERS"', '"850"'))
+    write(tmp_path, "out-850", '[mapping]\nname = "out-850"\ndirection = "outbound"\nformat = "x12"\n'
+                              'message = "850"\nwhatever = "the outbound loader checks it"\n')
+    write(tmp_path, "xml-order", '[mapping]\nname = "xml-order"\nformat = "xml"\n[anything]\n')
+    assert loader.mapping_kind({"mapping": {"format": "x12"}}) == "x12"
+    assert loader.mapping_kind({"mapping": {"format": "x12", "direction": "outbound"}}) == "outbound"
+    assert loader.mapping_kind({"mapping": {"format": "xml"}}) == "xml"
+    assert loader.mapping_kind({"mapping": {"format": "edi"}}) is None
+    monkeypatch.delitem(loader.LOADERS, "outbound", raising=False)
+    monkeypatch.delitem(loader.LOADERS, "xml", raising=False)
+    assert load_mappings(tmp_path).names == ["x12-850"]          # unregistered kinds: skipped
+
+    seen = []
+
+    def load_outbound(file, path, data, found):
+        seen.append((file, path.name, data["mapping"]["whatever"]))
+        return _Outbound(path.stem)
+    monkeypatch.setitem(loader.LOADERS, "outbound", load_outbound)
+    mappings = load_mappings(tmp_path)
+    assert seen == [(f"{tmp_path.name}/out-850.toml", "out-850.toml", "the outbound loader checks it")]
+    assert mappings.names == ["out-850", "x12-850"]
+    # Same format and message, other direction: no conflict, and each lookup finds its own.
+    assert mappings.find("x12", "850", "004010").name == "x12-850"
+    assert mappings.find("x12", "850", "004010", direction="outbound").name == "out-850"
+    assert mappings.find("x12", "850", "004010", override="out-850") is None
+    assert mappings.find("x12", "850", "004010", override="out-850", direction="outbound").name == "out-850"
+
+    class Xml:                     # an XML mapping has no message type: found by name only
+        format, direction, versions, auto = "xml", "inbound", (), True
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+    monkeypatch.setitem(loader.LOADERS, "xml", lambda file, path, data, found: Xml(path.stem))
+    write(tmp_path, "xml-other", '[mapping]\nname = "xml-other"\nformat = "xml"\n')
+    mappings = load_mappings(tmp_path)                  # two XML mappings: no conflict here
+    assert mappings.names == ["out-850", "x12-850", "xml-order", "xml-other"]
+    assert mappings.find("xml", "", "", override="xml-order") is None
+    assert mappings.find("xml", "", "") is None
+
+
+def test_an_inbound_mapping_may_say_its_direction(tmp_path):
+    m = mapping(tmp_path, 'direction = "inbound"\n')
+    assert m.direction == "inbound"

@@ -120,6 +120,15 @@ def test_selector_alone():
     assert parse_selector("CUX").select(HEADER) is None
 
 
+def test_selector_matches_one_segment():
+    pack = parse_selector("HL[3=P|T]")
+    assert pack.matches(seg("HL+3+2+P")) and pack.matches(seg("HL+4+3+T"))
+    assert not pack.matches(seg("HL+5+4+I"))
+    assert not pack.matches(seg("LIN+3+2+P"))                  # the tag must match too
+    assert parse_selector("CPS").matches(seg("CPS+1"))
+    assert parse_selector("HL[3!=]").matches(seg("HL+1++S")) and not parse_selector("HL[3!=]").matches(seg("HL+1"))
+
+
 def test_tests_for_when():
     line = scope("LIN+1++4000862141404:EN", anchor=0)
     assert parse_test("3.2=EN|SRV").holds(line)

@@ -15,6 +15,9 @@ _EBCDIC_SPACE = b"\x40\x15\x25\x0d\x05"
 # "ISA" in EBCDIC code pages 037 and 500 (letters are identical in both).
 EBCDIC_ISA = b"\xc9\xe2\xc1"
 _SNIFF = 512  # bytes looked at to judge "binary"; enough for any real header
+# XML in UTF-16/32 (with or without a BOM): "<" as 2 or 4 bytes. lxml reads the encoding itself.
+_WIDE_XML = (b"\xff\xfe<\x00", b"\xfe\xff\x00<", b"<\x00", b"\x00<", b"\xff\xfe\x00\x00<\x00\x00\x00",
+             b"\x00\x00\xfe\xff\x00\x00\x00<", b"<\x00\x00\x00", b"\x00\x00\x00<")
 
 
 def strip_prefix(raw: bytes) -> bytes:
@@ -62,6 +65,8 @@ def detect(raw: bytes) -> str:
         return "xml"
     if is_ebcdic_x12(raw):
         return "x12"
+    if raw.startswith(_WIDE_XML):
+        return "xml"
     if not body:
         raise DetectError("empty file")
     if _looks_binary(body[:_SNIFF]):

@@ -66,6 +66,7 @@ class Message:
     segments: list[Segment]
     agency: str = ""          # EDIFACT association code, e.g. EAN008; X12: GS08 version string
     group_reference: str = ""  # UNG/GS control number when the message sits in a group
+    group_id: str = ""         # X12 GS01 functional identifier (PO, IN, SH, PR, FA); EDIFACT UNG 0038
 
     @property
     def body(self) -> list[Segment]:
@@ -88,3 +89,51 @@ class Interchange:
     time: str = ""
     test: bool = False
     first_segment: int = 1    # file segment number of the UNB/ISA, for error positions
+    ack_requested: bool = False   # UNB 0031 / ISA14 = 1: the sender asks for an acknowledgment
+
+
+# Rules an Issue can break. Acknowledgment builders translate them into X12 (AK3/AK4, IK3/IK4)
+# and EDIFACT CONTRL (0085) error codes, so validators and parsers name the rule, not a code.
+ISSUE_RULES = frozenset({
+    "segment_unknown",        # tag not defined for this message at all
+    "segment_unexpected",     # defined, but not allowed here (order / wrong group)
+    "segment_missing",        # a mandatory segment (or group trigger) is absent
+    "segment_too_many",       # more repetitions of a segment than allowed
+    "loop_too_many",          # more repetitions of a segment group / loop than allowed
+    "element_missing",        # a mandatory element or component is empty
+    "element_too_many",       # more elements/components/repetitions than the segment defines
+    "element_too_short",
+    "element_too_long",
+    "element_invalid_char",   # a character outside the character set / syntax level
+    "element_invalid_type",   # not numeric / decimal / date / time as the element requires
+    "element_invalid_code",   # a code not in the allowed list (standard or partner rule)
+    "partner_rule",           # any other rule a partner file adds
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One rule a message breaks, located precisely enough to drive a negative acknowledgment.
+
+    ``segment`` is the 1-based number in the file, ``position`` the 1-based position within the
+    message (the UNH/ST is 1), ``element``/``component``/``repetition`` 1-based (None when the
+    issue is about the whole segment). ``value`` is the offending data, if any.
+    """
+
+    rule: str
+    problem: str
+    tag: str
+    segment: int | None = None
+    position: int | None = None
+    element: int | None = None
+    component: int | None = None
+    repetition: int | None = None
+    value: str | None = None
+    message: str = ""         # the message reference (UNH 0062 / ST02) the issue belongs to
+
+    def __str__(self) -> str:
+        where = f"segment {self.segment} " if self.segment else ""
+        where += self.tag
+        if self.element is not None:
+            where += f" element {self.element}" + (f".{self.component}" if self.component else "")
+        return f"{where}: {self.problem} [{self.rule}]"

@@ -1,24 +1,29 @@
-"""Read ANSI ASC X12 interchanges (ISA..IEA, mailbags too) from bytes into the EDI model.
+"""Read ANSI ASC X12 interchanges (ISA..IEA, mailbags too) into the EDI model.
 
-Pure and I/O-free. Each ISA sets its own delimiters: the element separator is the
-character after ``ISA``, the component separator is ISA16, the segment terminator is the
-character right after ISA16 (read as a decoded character, so a multi-byte terminator such
-as U+2026 works) and ISA11 is the repetition separator from version 00402 on. Envelopes
-are checked (SE/GE/IEA counts and control numbers); every problem is a ``ParseError``
-with the 1-based segment number in the file, the tag and the element.
+Pure and I/O-free: ``parse`` reads bytes, ``iter_messages`` a binary stream one transaction
+set at a time (same code, same errors, reported in file order). Each ISA sets its own
+delimiters: the element separator is the character after ``ISA``, the component separator
+is ISA16, the segment terminator is the character right after ISA16 (read as a decoded
+character, so a multi-byte terminator such as U+2026 works) and ISA11 is the repetition
+separator from version 00402 on. Envelopes are checked (SE/GE/IEA counts and control
+numbers); every problem is a ``ParseError`` with the 1-based segment number in the file,
+the tag and the element.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import repeat
+from typing import BinaryIO
 
-from gateway.edi.detect import UTF8_BOM, is_ebcdic_x12
-from gateway.edi.edifact import gc_paused
+from gateway.edi.detect import is_ebcdic_x12
 from gateway.edi.model import Delimiters, Interchange, Message, Party, Segment
+from gateway.edi.stream import (
+    CHUNK_SIZE, LATIN1_FALLBACK, Event, Source, Syntax, name, number_or_none, read_all, read_stream,
+    segments, show, truncated,
+)
 from gateway.errors import ParseError
 
-__all__ = ["parse"]
+__all__ = ["iter_messages", "parse"]
 
 # Whitespace allowed around segment boundaries; U+0085 is EBCDIC's NL (0x15) after cp037
 # decoding (when it is the terminator itself it is excluded, like any delimiter).
@@ -27,20 +32,16 @@ _ENVELOPE = frozenset({"ISA", "IEA", "GS", "GE", "ST"})
 # The ISA is 106 characters when every field has its fixed width; tolerate a little
 # slack (trimmed or padded fields) but do not scan a whole file looking for separators.
 _ISA_MAX = 160
-_GOOD_TAGS: set[str] = set()
 
 
-def _decode(raw: bytes) -> str:
-    """EBCDIC (cp037) when the ISA is EBCDIC; else UTF-8, falling back to latin-1."""
-    if raw.startswith(UTF8_BOM):
-        raw = raw[len(UTF8_BOM):]
-    if not raw.lstrip(_WS.encode()).startswith(b"ISA") and is_ebcdic_x12(raw):
-        return raw.decode("cp037")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        # X12 has no charset declaration; latin-1 maps every byte, so nothing is lost.
-        return raw.decode("latin-1")
+def _start(src: Source) -> None:
+    """EBCDIC (cp037) when the ISA is EBCDIC; else UTF-8, byte by byte falling back to latin-1."""
+    if not src.head.lstrip(_WS.encode()).startswith(b"ISA") and is_ebcdic_x12(src.head):
+        src.start("cp037")
+    else:
+        # X12 has no charset declaration: UTF-8, and any byte that is not valid UTF-8 is
+        # read as latin-1 (which maps every byte, so nothing is lost).
+        src.start("utf-8", LATIN1_FALLBACK)
 
 
 def _valid_tag(tag: str) -> bool:
@@ -48,48 +49,7 @@ def _valid_tag(tag: str) -> bool:
             and tag[0].isalpha())
 
 
-def _segments(
-    text: str, pos: int, d: Delimiters, number: int, cursor: list[int]
-) -> Iterator[Segment]:
-    """Yield Segments from ``pos``; ``cursor[0]`` is kept at the offset after the last one.
-
-    The hot loop: ``str.find``/``str.split`` do the work (X12 has no release character).
-    A final segment without terminator is yielded too; truncation is caught by the
-    envelope checks.
-    """
-    find, n = text.find, len(text)
-    term, el, comp, rep = d.segment, d.element, d.component, d.repetition
-    ws = "".join(c for c in _WS if c not in (el, comp, term, rep))
-    good, split, tuple_ = _GOOD_TAGS, str.split, tuple
-    while pos < n:
-        end = find(term, pos)
-        if end < 0:
-            # Unterminated last segment: whatever follows its data is the file's end, so
-            # trailing whitespace and a DOS Ctrl-Z are not part of the value.
-            end = len(text.rstrip(ws + "\x1a"))
-            if end <= pos or not text[pos:end].strip(ws):
-                cursor[0] = n
-                return
-        parts = text[pos:end].lstrip(ws).split(el)
-        pos = cursor[0] = end + 1
-        tag = parts[0]
-        if tag not in good:
-            if len(parts) == 1 and not tag:
-                raise ParseError("empty segment (two segment terminators in a row)", segment=number)
-            if not _valid_tag(tag):
-                raise ParseError(f"invalid segment tag {_show(tag, 20)}", segment=number)
-            good.add(tag)
-        del parts[0]
-        elements = [*map(tuple_, map(split, parts, repeat(comp)))]
-        repetitions: dict[int, list[tuple[str, ...]]] = {}
-        if rep is not None:
-            for i, p in enumerate(parts, 1):
-                if rep in p:
-                    reps = [tuple(r.split(comp)) for r in p.split(rep)]
-                    elements[i - 1] = reps[0]
-                    repetitions[i] = reps
-        yield Segment(tag, elements, number, repetitions)
-        number += 1
+_SYNTAX = Syntax("X12", _valid_tag, _WS, good=set())
 
 
 def _read_isa(text: str, pos: int, number: int) -> tuple[Segment, Delimiters, int]:
@@ -127,16 +87,6 @@ def _read_isa(text: str, pos: int, number: int) -> tuple[Segment, Delimiters, in
     return isa, Delimiters(element=sep, component=comp, segment=term, repetition=repetition), j + 3
 
 
-def _show(value: str, limit: int = 35) -> str:
-    """A partner value for an error message: repr'd (control chars escaped) and capped."""
-    return repr(value[:limit]) + ("..." if len(value) > limit else "")
-
-
-def _name(value: str) -> str:
-    """A partner identifier inside prose: as is when short and printable, else like _show."""
-    return value if len(value) <= 35 and value.isprintable() else _show(value)
-
-
 def _require(seg: Segment, element: int, what: str) -> str:
     value = seg.get(element)
     if not value:
@@ -146,18 +96,17 @@ def _require(seg: Segment, element: int, what: str) -> str:
 
 
 def _count(seg: Segment, element: int) -> int:
-    value = seg.get(element)
-    # The length cap keeps int() away from digit strings it refuses (and no count is that big).
-    if not (value.isascii() and value.isdigit() and len(value) <= 18):
-        raise ParseError(f"count {_show(value)} is not a number", segment=seg.number, tag=seg.tag,
-                         element=str(element))
-    return int(value)
+    value = number_or_none(seg.get(element))
+    if value is None:
+        raise ParseError(f"count {show(seg.get(element))} is not a number", segment=seg.number,
+                         tag=seg.tag, element=str(element))
+    return value
 
 
 def _check(seg: Segment, element: int, expected: str, what: str) -> None:
     if seg.get(element) != expected:
-        raise ParseError(f"{seg.tag}{element:02d} {_show(seg.get(element))} does not match {what} "
-                         f"{_show(expected)}", segment=seg.number, tag=seg.tag,
+        raise ParseError(f"{seg.tag}{element:02d} {show(seg.get(element))} does not match {what} "
+                         f"{show(expected)}", segment=seg.number, tag=seg.tag,
                          element=str(element))
 
 
@@ -168,14 +117,11 @@ def _check_count(seg: Segment, actual: int, what: str) -> None:
                          segment=seg.number, tag=seg.tag, element="1")
 
 
-def _truncated(last: Segment, where: str, missing: str) -> ParseError:
-    return ParseError(f"file ends inside {where}: no {missing} after this segment",
-                      segment=last.number, tag=last.tag)
-
-
-def _read_interchange(text: str, pos: int, number: int) -> tuple[Interchange, int, int]:
-    """Read one ISA..IEA from ``pos``; return it, the offset after IEA and the next number."""
-    isa, d, pos = _read_isa(text, pos, number)
+def _read_interchange(src: Source, number: int) -> Iterator[Event]:
+    """Read one ISA..IEA from ``src.pos``, yielding each transaction set as its SE checks out
+    and ``(interchange, None)`` after IEA; returns the number of the next segment."""
+    src.ensure(_ISA_MAX + 3)
+    isa, d, src.pos = _read_isa(src.text, src.pos, number)
     control = _require(isa, 13, "interchange control number")
     interchange = Interchange(
         format="x12",
@@ -188,8 +134,8 @@ def _read_interchange(text: str, pos: int, number: int) -> tuple[Interchange, in
         time=isa.get(10),
         test=isa.get(15) == "T",
         first_segment=number,
+        ack_requested=isa.get(14) == "1",
     )
-    messages = interchange.messages
     group: Segment | None = None
     group_version = ""
     in_group = 0
@@ -197,8 +143,7 @@ def _read_interchange(text: str, pos: int, number: int) -> tuple[Interchange, in
     msg: Message | None = None
     body: list[Segment] = []
     last = isa
-    cursor = [pos]
-    for seg in _segments(text, pos, d, number + 1, cursor):
+    for seg in segments(src, d, number + 1, _SYNTAX):
         tag = seg.tag
         if msg is not None:
             # Hot path: a body segment costs one append and two cheap comparisons.
@@ -206,11 +151,11 @@ def _read_interchange(text: str, pos: int, number: int) -> tuple[Interchange, in
             if tag == "SE":
                 _check_count(seg, len(body), "segments (ST..SE)")
                 _check(seg, 2, msg.reference, "ST02")
-                messages.append(msg)
+                yield interchange, msg
                 in_group += 1
                 last, msg = seg, None
             elif tag in _ENVELOPE:
-                raise ParseError(f"{tag} found but transaction set {_name(msg.reference)} was not "
+                raise ParseError(f"{tag} found but transaction set {name(msg.reference)} was not "
                                  "closed by SE", segment=seg.number, tag=tag)
             continue
         number = seg.number
@@ -225,11 +170,12 @@ def _read_interchange(text: str, pos: int, number: int) -> tuple[Interchange, in
                 segments=[seg],
                 agency=group_version,
                 group_reference=group.get(6),
+                group_id=group.get(1),
             )
             body = msg.segments
         elif tag == "GS":
             if group is not None:
-                raise ParseError(f"GS found but group {_name(group.get(6))} was not closed by GE",
+                raise ParseError(f"GS found but group {name(group.get(6))} was not closed by GE",
                                  segment=number, tag=tag)
             _require(seg, 6, "group control number")
             group_version = _require(seg, 8, "version / release / industry identifier")
@@ -242,27 +188,45 @@ def _read_interchange(text: str, pos: int, number: int) -> tuple[Interchange, in
         elif tag == "IEA" and group is None:
             _check_count(seg, groups, "functional groups")
             _check(seg, 2, control, "ISA13")
-            return interchange, cursor[0], number + 1
+            yield interchange, None
+            return number + 1
         elif tag == "IEA" and group is not None:
-            raise ParseError(f"IEA found but group {_name(group.get(6))} was not closed by GE",
+            raise ParseError(f"IEA found but group {name(group.get(6))} was not closed by GE",
                              segment=number, tag=tag)
         elif tag == "TA1" and group is None:
             # An interchange acknowledgment sits between ISA and IEA, outside any group;
             # keep it as a one-segment "message" so the acks code can see it.
-            messages.append(Message(type="TA1", version=interchange.syntax, reference=seg.get(1),
-                                    segments=[seg]))
+            yield interchange, Message(type="TA1", version=interchange.syntax,
+                                       reference=seg.get(1), segments=[seg])
         elif tag == "GE":
             raise ParseError("GE without a preceding GS", segment=number, tag=tag)
         elif tag == "ISA":
-            raise ParseError(f"ISA found but interchange {_name(control)} was not closed by IEA",
+            raise ParseError(f"ISA found but interchange {name(control)} was not closed by IEA",
                              segment=number, tag=tag)
         else:
             raise ParseError(f"segment {tag} outside any transaction set", segment=number, tag=tag)
     if msg is not None:
-        raise _truncated(body[-1], f"transaction set {_name(msg.reference)}", "SE")
+        raise truncated(body[-1], f"transaction set {name(msg.reference)}", "SE")
     if group is not None:
-        raise _truncated(last, f"group {_name(group.get(6))}", "GE")
-    raise _truncated(last, f"interchange {_name(control)}", "IEA")
+        raise truncated(last, f"group {name(group.get(6))}", "GE")
+    raise truncated(last, f"interchange {name(control)}", "IEA")
+
+
+def _read(src: Source) -> Iterator[Event]:
+    """Every interchange in ``src``: sets as they complete, then ``(interchange, None)``."""
+    _start(src)
+    number, found = 1, False
+    while src.skip(_WS):
+        if src.text[src.pos] == "\x1a" and src.rest_is(_WS + "\x1a"):
+            break  # a DOS end-of-file mark (Ctrl-Z) that some systems append
+        src.ensure(3)
+        if not src.text.startswith("ISA", src.pos):
+            raise ParseError("expected ISA interchange header, found "
+                             f"{show(src.text[src.pos:src.pos + 3])}", segment=number)
+        number = yield from _read_interchange(src, number)
+        found = True
+    if not found:
+        raise ParseError("no ISA interchange header found")
 
 
 def parse(raw: bytes) -> list[Interchange]:
@@ -271,30 +235,17 @@ def parse(raw: bytes) -> list[Interchange]:
     Raises ``ParseError`` naming segment number, tag and element for any syntax or
     envelope problem (counts, control numbers, truncation).
     """
-    try:
-        raw = bytes(raw)
-        with gc_paused(len(raw)):
-            return _parse(raw)
-    except ParseError:
-        raise
-    except Exception as exc:  # never leak a foreign exception to the pipeline; keep the cause
-        raise ParseError(f"unreadable X12 (internal error: {type(exc).__name__})") from exc
+    return read_all(raw, _read, "X12")
 
 
-def _parse(raw: bytes) -> list[Interchange]:
-    text = _decode(raw)
-    interchanges: list[Interchange] = []
-    pos, number, n = 0, 1, len(text)
-    while True:
-        while pos < n and text[pos] in _WS:
-            pos += 1
-        if pos >= n or (text[pos] == "\x1a" and not text[pos:].strip(_WS + "\x1a")):
-            break  # end of data, or a DOS end-of-file mark (Ctrl-Z) that some systems append
-        if not text.startswith("ISA", pos):
-            raise ParseError(f"expected ISA interchange header, found {_show(text[pos:pos + 3])}",
-                             segment=number)
-        interchange, pos, number = _read_interchange(text, pos, number)
-        interchanges.append(interchange)
-    if not interchanges:
-        raise ParseError("no ISA interchange header found")
-    return interchanges
+def iter_messages(stream: BinaryIO, *, chunk_size: int = CHUNK_SIZE
+                  ) -> Iterator[tuple[Interchange, Message]]:
+    """Read X12 from a binary stream one transaction set at a time, in ``chunk_size`` reads.
+
+    Yields ``(interchange, message)`` as each SE checks out (a TA1 as a one-segment
+    message); the interchange is its header (``messages`` stays empty). Checks and errors
+    are those of ``parse``, raised when reading reaches them: a GE/IEA problem comes after
+    the sets before it were yielded, so treat them as final only when the iteration ends
+    without error. Memory holds one transaction set and one chunk.
+    """
+    return read_stream(stream, chunk_size, _read, "X12")

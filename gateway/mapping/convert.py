@@ -11,11 +11,11 @@ import datetime as _dt
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["CONVERSIONS", "DATE_FORMATS", "ConversionError", "to_date", "to_decimal", "to_integer",
-           "to_text", "to_upper"]
+__all__ = ["CONVERSIONS", "DATE_FORMATS", "ConversionError", "to_date", "to_day", "to_decimal", "to_implied2",
+           "to_integer", "to_text", "to_upper"]
 
 #: Conversion names a mapping file may use in ``convert = "..."``.
-CONVERSIONS = ("text", "upper", "decimal", "integer", "date")
+CONVERSIONS = ("text", "upper", "decimal", "implied2", "integer", "date", "datetime")
 
 
 class ConversionError(ValueError):
@@ -71,6 +71,23 @@ def to_decimal(value: str, decimal_mark: str = ".") -> str | None:
 
 
 _INTEGER = re.compile(r"[+-]?\d+\Z")
+
+
+def to_implied2(value: str, decimal_mark: str = ".") -> str | None:
+    """An X12 ``N2`` number (two implied decimals) as a decimal string: '3600' -> '36.00'.
+
+    '-150' -> '-1.50', '5' -> '0.05'. A value with a decimal mark is refused: N2 has none,
+    and guessing whether '36.00' means 36.00 or 0.36 would silently change an amount.
+    """
+    text = value.strip()
+    if not text:
+        return None
+    if not _INTEGER.match(text):
+        raise ConversionError(f"{value!r} is not a whole number with two implied decimals (X12 N2)")
+    negative = text[0] == "-"
+    digits = text.lstrip("+-").rjust(3, "0")
+    digits = digits[:-2].lstrip("0").rjust(1, "0") + "." + digits[-2:]
+    return ("-" + digits) if negative else digits
 
 
 def to_integer(value: str) -> int | None:
@@ -166,3 +183,12 @@ def to_date(value: str, date_format: str | None = None, time: str | None = None)
     if layout.startswith("CC"):
         return _iso(value, int(text[0:4]), text[4:], time)
     return _iso(value, _year(text[0:2]), text[2:], time)
+
+
+def to_day(value: str, date_format: str | None = None, time: str | None = None) -> str | None:
+    """``to_date`` without the time of day: always 'YYYY-MM-DD' (canonical dates are days).
+
+    A time in the value (203, 204...) or in ``time`` is still checked, then dropped.
+    """
+    iso = to_date(value, date_format, time)
+    return iso[:10] if iso else None

@@ -20,7 +20,7 @@ __all__ = ["DOCUMENT_SHAPES", "Mapping", "MappingSet"]
 # --- canonical document shapes (DESIGN.md §4) --------------------------------------------------
 # Every document comes out with every key of its shape, in this order: a scalar that has no
 # value is null, a list is [], an unmapped or absent party is null (stable shape for consumers).
-SCALAR, LIST, OBJECT, PARTY, LINES = "scalar", "list", "object", "party", "lines"
+SCALAR, LIST, OBJECT, PARTY, LINES, PACKAGES = "scalar", "list", "object", "party", "lines", "packages"
 
 
 def _scalars(*names: str) -> tuple:
@@ -29,6 +29,7 @@ def _scalars(*names: str) -> tuple:
 
 _ITEM = ("item", OBJECT, _scalars("gtin", "buyer_code", "seller_code", "description"))
 _ORDER_LINE = (("line", SCALAR, None), _ITEM, *_scalars("quantity", "unit", "unit_price"))
+_SHIP_LINE = (("line", SCALAR, None), _ITEM, *_scalars("quantity", "unit", "order_number"))
 
 DOCUMENT_SHAPES: dict[str, tuple] = {
     "order": (*_scalars("number", "issue_date", "requested_delivery_date", "currency"),
@@ -38,11 +39,15 @@ DOCUMENT_SHAPES: dict[str, tuple] = {
                 ("buyer", PARTY, None), ("seller", PARTY, None),
                 ("lines", LINES, (*_ORDER_LINE, *_scalars("line_amount", "tax_rate"))),
                 ("totals", OBJECT, _scalars("net", "tax", "gross"))),
-    "order_response": (*_scalars("number", "order_number", "status"), ("lines", LINES, _ORDER_LINE)),
-    # Packages (SSCC -> lines) need nested groups, which the engine does not do yet: lines directly.
-    "ship_notice": (*_scalars("number", "ship_date"), ("order_numbers", LIST, None),
+    "order_response": (*_scalars("number", "issue_date", "order_number", "status"),
+                       ("buyer", PARTY, None), ("seller", PARTY, None),
+                       ("lines", LINES, (*_ORDER_LINE, ("status", SCALAR, None)))),
+    # Lines sit in their package (SSCC) when the message has packages, else top level.
+    "ship_notice": (*_scalars("number", "issue_date", "ship_date"), ("order_numbers", LIST, None),
                     ("ship_from", PARTY, None), ("ship_to", PARTY, None),
-                    *_scalars("carrier", "tracking"), ("lines", LINES, _ORDER_LINE)),
+                    *_scalars("carrier", "tracking"),
+                    ("packages", PACKAGES, (("sscc", SCALAR, None), ("lines", LINES, _SHIP_LINE))),
+                    ("lines", LINES, _SHIP_LINE)),
 }
 PARTY_FIELDS = ("id", "scheme", "name")
 
@@ -58,13 +63,16 @@ def leaves(entries: tuple, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _build(entries: tuple, flat: dict[str, Any], prefix: str, lines: list | None) -> dict[str, Any]:
+def _build(entries: tuple, flat: dict[str, Any], prefix: str, lines: list | None,
+           packages: list | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, kind, sub in entries:
         if kind == OBJECT:
             out[name] = _build(sub, flat, prefix + name + ".", None)
         elif kind == LINES:
             out[name] = lines if lines is not None else []
+        elif kind == PACKAGES:
+            out[name] = packages if packages is not None else []
         elif kind == LIST:
             out[name] = flat.get(prefix + name) or []
         else:
@@ -180,7 +188,7 @@ class PartyPlan:
     """A compiled ``[parties.NAME]`` table."""
 
     name: str
-    selector: Selector
+    selectors: tuple[Selector, ...]     # tried in order: the first present segment is the party's
     stops: frozenset[str]               # tags that end the party's group
     required: bool
     fields: tuple[tuple[str, CompiledField], ...]
@@ -188,11 +196,15 @@ class PartyPlan:
 
     def evaluate(self, header: Scope, body: list[Segment], mark: str) -> dict | None:
         """The party object, or None when its segment is absent; raises MappingError."""
-        segment = self.selector.select(header)
-        if segment is None:
+        for selector in self.selectors:
+            segment = selector.select(header)
+            if segment is not None:
+                break
+        else:
             if self.required:
-                raise MappingError(f"required party '{self.name}' ({self.selector.text}) is missing",
-                                   tag=self.selector.tag)
+                raise MappingError(f"required party '{self.name}' "
+                                   f"({' | '.join(s.text for s in self.selectors)}) is missing",
+                                   tag=self.selectors[0].tag)
             return None
         # The party's group: its segment and what follows up to a stop tag (the next party
         # segment, the lines, ...). Party segments sit near the top, so these scans are short.
@@ -203,7 +215,7 @@ class PartyPlan:
             if body[i].tag in stops:
                 break
             group.append(body[i])
-        scope = Scope(group, header.message, anchor=segment, context=self.context)
+        scope = Scope(group, header.message, anchor=segment, context=self.context, memo=header.memo)
         party = dict.fromkeys(PARTY_FIELDS)         # every key present: stable shape
         for name, compiled in self.fields:
             party[name] = compiled.evaluate(scope, mark)
@@ -214,11 +226,92 @@ class PartyPlan:
 class LinesPlan:
     """A compiled ``[lines]`` table."""
 
-    group: str
-    end: frozenset[str]
+    group: Selector                     # starts each line group ("LIN", "HL[3=I]")
+    end: tuple[Selector, ...]           # end line and package groups (the summary section...)
     required: bool
     fields: tuple[tuple[str, CompiledField], ...]
     shape: tuple
+
+
+@dataclass(frozen=True)
+class PackagesPlan:
+    """A compiled ``[packages]`` table: package groups that hold line groups (ship notices)."""
+
+    group: Selector                     # starts each package group ("CPS", "HL[3=P|T]")
+    fields: tuple[tuple[str, CompiledField], ...]
+    shape: tuple                        # the package object: sscc, lines
+
+
+# Kinds of group boundaries, in precedence order when one segment matches several selectors.
+_PACKAGE, _LINE, _END = 1, 2, 3
+
+
+def boundaries(lines: LinesPlan | None, packages: PackagesPlan | None) -> dict[str, Any]:
+    """tag -> boundary kind, or (conditions, kind) pairs to test in order when conditions apply.
+
+    Computed once per mapping so splitting a message costs one dict lookup per segment.
+    """
+    entries: list[tuple[Selector, int]] = []
+    if packages is not None:
+        entries.append((packages.group, _PACKAGE))
+    if lines is not None:
+        entries.append((lines.group, _LINE))
+        entries.extend((selector, _END) for selector in lines.end)
+    by_tag: dict[str, list[tuple[tuple, int]]] = {}
+    for selector, kind in entries:
+        by_tag.setdefault(selector.tag, []).append((selector.conditions, kind))
+    return {tag: kinds[0][1] if not kinds[0][0] else tuple(kinds) for tag, kinds in by_tag.items()}
+
+
+def _kind(segment: Segment, kinds: tuple) -> int | None:
+    for conditions, kind in kinds:
+        if all(c.matches(segment) for c in conditions):
+            return kind
+    return None
+
+
+def _split(body: list[Segment], bounds: dict[str, Any]) -> tuple[list, list, list]:
+    """One pass over the body: (header segments, line groups, package groups).
+
+    A line group runs from its start segment to the next line, package or end boundary; a
+    package group's own segments run to its first line. Everything else (heading section,
+    summary section after an end boundary) is the header. Line groups are
+    ``(package index or -1, segments)``; package groups are ``(segments, follows)`` where
+    ``follows`` is False for the first package after the heading or an end boundary.
+    """
+    header: list[Segment] = []
+    groups: list[tuple[int, list[Segment]]] = []
+    packages: list[tuple[list[Segment], bool]] = []
+    line: list[Segment] | None = None
+    own: list[Segment] | None = None
+    package, follows = -1, False
+    get = bounds.get
+    for segment in body:
+        kind = get(segment.tag)
+        if kind is not None:
+            if kind.__class__ is tuple:
+                kind = _kind(segment, kind)
+            if kind == _LINE:
+                line = [segment]
+                groups.append((package, line))
+                continue
+            if kind == _PACKAGE:
+                line, own = None, [segment]
+                packages.append((own, follows))
+                package, follows = len(packages) - 1, True
+                continue
+            if kind == _END:
+                line = own = None
+                package, follows = -1, False
+                header.append(segment)
+                continue
+        if line is not None:
+            line.append(segment)
+        elif own is not None:
+            own.append(segment)
+        else:
+            header.append(segment)
+    return header, groups, packages
 
 
 @dataclass(frozen=True)
@@ -229,6 +322,8 @@ class Plan:
     header: tuple[tuple[str, CompiledField], ...]
     parties: tuple[PartyPlan, ...]
     lines: LinesPlan | None
+    packages: PackagesPlan | None = None
+    bounds: dict[str, Any] = field(default_factory=dict)     # see boundaries()
 
 
 @dataclass(frozen=True)
@@ -246,6 +341,7 @@ class Mapping:
     description: str = ""
     auto: bool = True                   # False: used only when a partner's file names it
     file: str = ""
+    direction: str = "inbound"          # EDI -> canonical; see MappingSet for other directions
     _plan: Plan | None = field(default=None, repr=False, compare=False)
 
     def apply(self, message: Message, delimiters: Delimiters) -> dict[str, Any]:
@@ -258,73 +354,100 @@ class Mapping:
         mark = delimiters.decimal
         body = message.body
         lines_plan = plan.lines
-        groups: list[list[Segment]] = []
         if lines_plan is None:
-            header_segments = body
+            header_segments, groups, package_groups = body, [], []
         else:
-            # One pass splits the body: line groups run from each group tag up to the next one
-            # or an end tag; everything else (heading and summary sections) is the header scope.
-            header_segments = []
-            current: list[Segment] | None = None
-            group_tag, end = lines_plan.group, lines_plan.end
-            for segment in body:
-                tag = segment.tag
-                if tag == group_tag:
-                    current = [segment]
-                    groups.append(current)
-                elif current is None:
-                    header_segments.append(segment)
-                elif tag in end:
-                    current = None
-                    header_segments.append(segment)
-                else:
-                    current.append(segment)
-        header = Scope(header_segments, message)
+            header_segments, groups, package_groups = _split(body, plan.bounds)
+        header = Scope(header_segments, message, memo={})
         flat = {name: f.evaluate(header, mark) for name, f in plan.header}
         for party in plan.parties:
             flat[party.name] = party.evaluate(header, body, mark)
-        lines = None
-        if lines_plan is not None:
-            if lines_plan.required and not groups:
-                raise MappingError(f"the message has no line ({lines_plan.group} segment)", tag=lines_plan.group)
-            lines = []
-            for sequence, group in enumerate(groups, 1):
-                scope = Scope(group, message, anchor=group[0], sequence=sequence)
-                values = {name: f.evaluate(scope, mark) for name, f in lines_plan.fields}
-                lines.append(_build(lines_plan.shape, values, "", None))
-        return _build(plan.shape, flat, "", lines)
+        if lines_plan is None:
+            return _build(plan.shape, flat, "", None)
+        if lines_plan.required and not groups:
+            raise MappingError(f"the message has no line ({lines_plan.group.text} segment)",
+                               tag=lines_plan.group.tag)
+        lines: list[dict] = []
+        # targets[i]: the list package i's lines go to; targets[-1] (index -1): top level.
+        targets: list[list] = []
+        packages: list[dict] = []
+        if plan.packages is not None:
+            packages = self._packages(plan.packages, package_groups, targets, lines, header, mark)
+        targets.append(lines)
+        fields, shape, memo = lines_plan.fields, lines_plan.shape, header.memo
+        for sequence, (package, group) in enumerate(groups, 1):
+            scope = Scope(group, message, anchor=group[0], sequence=sequence, memo=memo)
+            values = {name: f.evaluate(scope, mark) for name, f in fields}
+            targets[package].append(_build(shape, values, "", None))
+        return _build(plan.shape, flat, "", lines, packages)
+
+    @staticmethod
+    def _packages(plan: PackagesPlan, package_groups: list, targets: list[list], top: list[dict],
+                  header: Scope, mark: str) -> list[dict]:
+        """Map the package groups; fill ``targets`` with where each package's lines go.
+
+        A package group without an SSCC is no package of its own: its lines join the package
+        before it (the labelled pallet above unlabelled cartons), or the top-level lines.
+        """
+        packages: list[dict] = []
+        holder: list | None = None
+        for number, (own, follows) in enumerate(package_groups, 1):
+            anchor = own[0]
+            at = f" at segment {anchor.number}" if anchor.number else ""
+            scope = Scope(own, header.message, anchor=anchor, context=f"package {number} ({anchor.tag}{at})",
+                          memo=header.memo)
+            values = {name: f.evaluate(scope, mark) for name, f in plan.fields}
+            if not follows:
+                holder = None
+            if values.get("sscc") is None:
+                targets.append(holder if holder is not None else top)
+                continue
+            holder = []
+            packages.append(_build(plan.shape, values, "", holder))
+            targets.append(holder)
+        return packages
 
 
 class MappingSet:
     """The deployment's mappings, looked up by name or by (format, message type, version)."""
 
     def __init__(self, mappings: Iterable[Mapping]) -> None:
-        self._by_name: dict[str, Mapping] = {}
-        self._auto: dict[tuple[str, str], list[Mapping]] = {}
+        self._by_name: dict[str, Any] = {}
+        self._auto: dict[tuple[str, str, str], list[Any]] = {}
         for mapping in mappings:
             self._by_name[mapping.name] = mapping
-            if mapping.auto:
-                self._auto.setdefault((mapping.format, mapping.message), []).append(mapping)
+            # Kinds without a message type (XML mappings, chosen by their root) only by name.
+            if mapping.auto and hasattr(mapping, "message"):
+                key = (getattr(mapping, "direction", "inbound"), mapping.format, mapping.message)
+                self._auto.setdefault(key, []).append(mapping)
 
-    def find(self, format: str, message_type: str, version: str, override: str | None = None) -> Mapping | None:
+    def find(self, format: str, message_type: str, version: str, override: str | None = None,
+             direction: str = "inbound") -> Mapping | None:
         """The mapping for a message, or None.
 
         ``override`` is the mapping name a partner's file chose for this message type: it wins
-        (whatever its versions say) if it exists and reads this format and message type.
-        Otherwise a mapping listing the exact version wins over one that lists no versions.
+        (whatever its versions say) if it exists and reads this format, message type and
+        direction. Otherwise a mapping listing the exact version wins over one that lists no
+        versions. Mappings of other kinds (``direction = "outbound"``, registered through
+        ``loader.LOADERS``) only answer when asked for their direction.
         """
         if override:
             chosen = self._by_name.get(override)
-            if chosen is None or chosen.format != format or chosen.message != message_type:
+            if (chosen is None or chosen.format != format or getattr(chosen, "message", None) != message_type
+                    or getattr(chosen, "direction", "inbound") != direction):
                 return None
             return chosen
         generic = None
-        for mapping in self._auto.get((format, message_type), ()):
+        for mapping in self._auto.get((direction, format, message_type), ()):
             if version in mapping.versions:
                 return mapping
             if not mapping.versions and generic is None:
                 generic = mapping
         return generic
+
+    def of_format(self, format: str) -> list[Any]:
+        """Every mapping reading ``format`` (e.g. the XML ones, which are chosen by their root element)."""
+        return [m for m in self if m.format == format and getattr(m, "direction", "inbound") == "inbound"]
 
     def get(self, name: str) -> Mapping | None:
         """The mapping with that name (the file stem), or None."""

@@ -1,8 +1,14 @@
-"""Read mapping files: validate every key of every file, compile paths once, collect all problems."""
+"""Read mapping files: validate every key of every file, compile paths once, collect all problems.
+
+``load_mappings`` reads each file's TOML once and hands it to the loader registered in
+``LOADERS`` for the file's kind (``mapping_kind``); this module registers the inbound EDIFACT
+and X12 kinds. Files of a known kind nobody registered yet are skipped.
+"""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import tomllib
 from pathlib import Path as FilePath
@@ -11,25 +17,68 @@ from typing import Any, Callable, Iterable
 from ..edi.model import Segment
 from ..errors import ConfigError, ConfigProblem, MappingError
 from . import convert as conv
-from .engine import (DOCUMENT_SHAPES, LINES, LIST, PARTY, PARTY_FIELDS, Alternative, CompiledField, Hit,
-                     LinesPlan, Mapping, MappingSet, PartyPlan, Plan, leaves)
+from .engine import (DOCUMENT_SHAPES, LINES, LIST, PACKAGES, PARTY, PARTY_FIELDS, Alternative, CompiledField,
+                     Hit, LinesPlan, Mapping, MappingSet, PackagesPlan, PartyPlan, Plan, boundaries, leaves)
+from .outbound import load_outbound
 from .paths import (Find, Pairs, Path, PathSyntaxError, Scope, parse_component_test, parse_path, parse_range,
-                    parse_selector, parse_test, parse_values)
+                    Selector, parse_selector, parse_test, parse_values)
+from .xml_loader import load_xml
 
-__all__ = ["load_mappings"]
+__all__ = ["KINDS", "LOADERS", "Loader", "load_mappings", "mapping_kind"]
+
+#: A kind's loader: (file label for problems, file path, the parsed TOML, problems to append to)
+#: -> the loaded mapping, or None when the file has problems (all of them appended). The
+#: object needs ``name``, ``format``, ``message``, ``versions``, ``auto`` and ``direction``
+#: attributes (``MappingSet`` selects on them); ``name`` must be the file's stem.
+Loader = Callable[[str, FilePath, dict, list[ConfigProblem]], Any]
+
+#: Every kind of mapping file: "edifact"/"x12" (inbound, this module), "xml" (inbound XML),
+#: "outbound" (canonical -> EDI/XML, any format). See ``mapping_kind``.
+KINDS = ("edifact", "x12", "xml", "outbound")
+_DIRECTIONS = ("inbound", "outbound")
+
+
+def mapping_kind(data: dict) -> str | None:
+    """The kind of a parsed mapping file: "outbound" when ``direction = "outbound"``, else its
+    ``format``; None when ``[mapping]`` is missing or names no known kind (the inbound loader
+    then reports exactly what is wrong)."""
+    meta = data.get("mapping")
+    if not isinstance(meta, dict):
+        return None
+    if meta.get("direction") == "outbound":
+        return "outbound"
+    if meta.get("direction", "inbound") != "inbound":
+        return None
+    kind = meta.get("format")
+    return kind if kind in KINDS else None
 
 
 def load_mappings(directory: FilePath) -> MappingSet:
     """Load and fully validate every ``*.toml`` in ``directory`` into a MappingSet.
 
-    Raises one ConfigError listing every problem of every file as ``file: key: problem``
-    (file = ``<directory name>/<file name>``, e.g. ``mappings/edifact-orders.toml``).
+    Each file goes to ``LOADERS[mapping_kind(data)]``; a file of a known kind without a
+    registered loader is skipped. Raises one ConfigError listing every problem of every file
+    as ``file: key: problem`` (file = ``<directory name>/<file name>``, e.g.
+    ``mappings/edifact-orders.toml``).
     """
     directory = FilePath(directory)
     problems: list[ConfigProblem] = []
-    mappings: list[Mapping] = []
+    mappings: list[Any] = []
     for path in sorted(directory.glob("*.toml")):
-        mapping = _Loader(f"{directory.name}/{path.name}", problems).load(path)
+        file = f"{directory.name}/{path.name}"
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            problems.append(ConfigProblem(file, "(file)", f"cannot be read as TOML: {exc}"))
+            continue
+        kind = mapping_kind(data)
+        if kind is None:
+            loader = load_inbound            # reports what is wrong with [mapping]
+        else:
+            loader = LOADERS.get(kind)
+            if loader is None:
+                continue                    # a kind whose loader is not registered here yet
+        mapping = loader(file, path, data, problems)
         if mapping is not None:
             mappings.append(mapping)
     _check_conflicts(mappings, problems)
@@ -38,11 +87,22 @@ def load_mappings(directory: FilePath) -> MappingSet:
     return MappingSet(mappings)
 
 
-def _check_conflicts(mappings: list[Mapping], problems: list[ConfigProblem]) -> None:
-    # Two automatic mappings for the same message and version would make the choice arbitrary.
-    seen: dict[tuple[str, str, str], Mapping] = {}
+def load_inbound(file: str, path: FilePath, data: dict, problems: list[ConfigProblem]) -> Mapping | None:
+    """The loader of inbound EDIFACT and X12 mapping files (the language of mappings/README.md)."""
+    return _Loader(file, problems).load(path, data)
+
+
+#: Loaders by mapping kind (see ``mapping_kind``): inbound EDI here, outbound and XML in their modules.
+LOADERS: dict[str, Loader] = {"edifact": load_inbound, "x12": load_inbound, "outbound": load_outbound, "xml": load_xml}
+
+
+def _check_conflicts(mappings: list[Any], problems: list[ConfigProblem]) -> None:
+    # Two automatic inbound mappings for the same message and version would make the choice
+    # arbitrary. Other kinds (outbound, XML: no message type) choose, and check, their own way.
+    seen: dict[tuple[str, str, str], Any] = {}
     for mapping in mappings:
-        if not mapping.auto:
+        if (not mapping.auto or getattr(mapping, "direction", "inbound") != "inbound"
+                or not hasattr(mapping, "message")):
             continue
         for version in mapping.versions or ("",):
             other = seen.setdefault((mapping.format, mapping.message, version), mapping)
@@ -67,8 +127,10 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "text": lambda raw, mark: conv.to_text(raw),
     "upper": lambda raw, mark: conv.to_upper(raw),
     "decimal": conv.to_decimal,
+    "implied2": conv.to_implied2,
     "integer": lambda raw, mark: conv.to_integer(raw),
-    "date": lambda raw, mark: conv.to_date(raw),
+    "date": lambda raw, mark: conv.to_day(raw),
+    "datetime": lambda raw, mark: conv.to_date(raw),
 }
 
 
@@ -110,20 +172,19 @@ class _Loader:
         return frozenset(value)
 
     # -- the file --------------------------------------------------------------------------
-    def load(self, path: FilePath) -> Mapping | None:
+    def load(self, path: FilePath, data: dict) -> Mapping | None:
         """The compiled Mapping, or None when the file has any problem (all of them recorded)."""
         before = len(self.problems)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            self.problem("(file)", f"cannot be read as TOML: {exc}")
-            return None
-        self.unknown(data, ("mapping", "codes", "fields", "parties", "lines"), "", "section")
+        self.unknown(data, ("mapping", "codes", "fields", "parties", "lines", "packages"), "", "section")
         meta = data.get("mapping")
         if not isinstance(meta, dict):
             self.problem("mapping", "missing [mapping] table (name, format, message, document)")
             meta = {}
-        self.unknown(meta, ("name", "format", "message", "versions", "document", "description", "auto"), "mapping")
+        self.unknown(meta, ("name", "format", "message", "versions", "document", "description", "auto",
+                            "direction"), "mapping")
+        direction = meta.get("direction", "inbound")
+        if direction not in _DIRECTIONS:
+            self.problem("mapping.direction", f"must be one of {', '.join(_DIRECTIONS)} (got {direction!r})")
         name = meta.get("name")
         if name is None:
             self.problem("mapping.name", f"missing: set it to the file name {path.stem!r}")
@@ -155,12 +216,15 @@ class _Loader:
 
         self.load_codes(self.table(data, "codes", "codes"))
         lines = self.load_lines(self.table(data, "lines", "lines"), shape) if "lines" in data else None
+        packages = (self.load_packages(self.table(data, "packages", "packages"), shape, lines)
+                    if "packages" in data else None)
         header = self.load_fields(self.table(data, "fields", "fields"), shape)
-        parties = self.load_parties(self.table(data, "parties", "parties"), shape, lines)
+        parties = self.load_parties(self.table(data, "parties", "parties"), shape, lines, packages)
         if len(self.problems) > before:
             return None
-        plan = Plan(shape, header, parties, lines)
-        return Mapping(name, fmt, message, tuple(versions), document, description, auto, self.file, plan)
+        plan = Plan(shape, header, parties, lines, packages, boundaries(lines, packages))
+        return Mapping(name, fmt, message, tuple(versions), document, description, auto, self.file,
+                       _plan=plan)
 
     def load_codes(self, codes: dict) -> None:
         """Check the ``[codes.NAME]`` tables and keep them for ``codes = "NAME"`` references."""
@@ -179,15 +243,17 @@ class _Loader:
             if known is not None and name not in known:
                 kinds = {n: k for n, k, _ in shape}
                 hint = (f"parties go in [parties.{name}]" if kinds.get(name) == PARTY else
-                        "lines go in [lines]" if kinds.get(name) == LINES else f"known: {', '.join(known)}")
+                        "lines go in [lines]" if kinds.get(name) == LINES else
+                        "packages go in [packages]" if kinds.get(name) == PACKAGES else f"known: {', '.join(known)}")
                 self.problem(key, f"unknown field for document type {self.document!r} ({hint})")
             compiled = self.field(spec, key, name, "header", many=bool(known) and known.get(name) == LIST)
             if compiled is not None:
                 out.append((name, compiled))
         return tuple(out)
 
-    def load_parties(self, parties: dict, shape: tuple | None, lines: LinesPlan | None) -> tuple:
-        """Compile ``[parties.*]``; a party's group also stops where the lines start."""
+    def load_parties(self, parties: dict, shape: tuple | None, lines: LinesPlan | None,
+                     packages: PackagesPlan | None) -> tuple:
+        """Compile ``[parties.*]``; a party's group also stops where the lines or packages start."""
         known = [n for n, k, _ in shape if k == PARTY] if shape else None
         out = []
         for name, table in parties.items():
@@ -199,14 +265,18 @@ class _Loader:
                 self.problem(key, "must be a table")
                 continue
             self.unknown(table, ("segment", "end", "required", *PARTY_FIELDS), key)
-            selector = None
-            if not isinstance(table.get("segment"), str):
-                self.problem(_key("parties", name, "segment"), "missing: the party's segment, e.g. \"NAD[1=BY]\"")
+            segment = table.get("segment")
+            selectors: list[Selector] = []
+            if not (isinstance(segment, str) or isinstance(segment, list) and segment
+                    and all(isinstance(item, str) for item in segment)):
+                self.problem(_key("parties", name, "segment"), "missing: the party's segment, e.g. \"NAD[1=BY]\", "
+                             "or a list of them tried in order")
             else:
-                try:
-                    selector = parse_selector(table["segment"])
-                except PathSyntaxError as exc:
-                    self.problem(_key("parties", name, "segment"), str(exc))
+                for text in [segment] if isinstance(segment, str) else segment:
+                    try:
+                        selectors.append(parse_selector(text))
+                    except PathSyntaxError as exc:
+                        self.problem(_key("parties", name, "segment"), str(exc))
             end = self.tags(table.get("end", []), _key("parties", name, "end"))
             required = self.flag(table, "required", _key("parties", name, "required"))
             fields = []
@@ -216,21 +286,65 @@ class _Loader:
                                           f"{name}.{field_name}", "party")
                     if compiled is not None:
                         fields.append((field_name, compiled))
-            if selector is not None:
-                stops = {selector.tag, *end}
+            if selectors and len(selectors) == (1 if isinstance(segment, str) else len(segment)):
+                stops = {s.tag for s in selectors} | set(end)
                 if lines is not None:
-                    stops |= {lines.group, *lines.end}
-                out.append(PartyPlan(name, selector, frozenset(stops), required, tuple(fields), f"party {name}"))
+                    stops |= {lines.group.tag, *(s.tag for s in lines.end)}
+                if packages is not None:
+                    stops.add(packages.group.tag)
+                out.append(PartyPlan(name, tuple(selectors), frozenset(stops), required, tuple(fields),
+                                     f"party {name}"))
         return tuple(out)
+
+    def selector(self, value: Any, key: str, example: str) -> Selector | None:
+        """A group boundary: a tag or a selector with conditions (``HL[3=I]``), never ``#N``."""
+        if not isinstance(value, str):
+            self.problem(key, f"must be a segment tag or selector, e.g. {example}")
+            return None
+        try:
+            selector = parse_selector(value)
+        except PathSyntaxError as exc:
+            self.problem(key, str(exc))
+            return None
+        if selector.occurrence:
+            self.problem(key, f"{value!r}: a group boundary cannot take #N (every matching segment counts)")
+            return None
+        return selector
+
+    def load_packages(self, table: dict, shape: tuple | None, lines: LinesPlan | None) -> PackagesPlan | None:
+        """Compile ``[packages]`` and ``[packages.fields]``: package groups holding line groups."""
+        self.unknown(table, ("group", "fields"), "packages")
+        package_shape = next((sub for _, kind, sub in shape if kind == PACKAGES), None) if shape else None
+        if shape is not None and package_shape is None:
+            self.problem("packages", f"document type {self.document!r} has no packages "
+                         "(only ship_notice does)")
+        if lines is None:
+            self.problem("packages", "needs a [lines] table: the line groups inside each package")
+        group = self.selector(table.get("group"), "packages.group", "\"CPS\" or \"HL[3=P|T]\"")
+        known = leaves(package_shape) if package_shape else None
+        fields = []
+        for name, spec in self.table(table, "fields", "packages.fields").items():
+            key = _key("packages", "fields", name)
+            if known is not None and name not in known:
+                self.problem(key, f"unknown package field (known: {', '.join(known)}; "
+                             "the lines inside come from [lines])")
+            compiled = self.field(spec, key, f"packages.{name}", "package")
+            if compiled is not None:
+                fields.append((name, compiled))
+        if group is None or package_shape is None:
+            return None
+        return PackagesPlan(group, tuple(fields), package_shape)
 
     def load_lines(self, table: dict, shape: tuple | None) -> LinesPlan | None:
         """Compile ``[lines]`` and ``[lines.fields]``."""
         self.unknown(table, ("group", "end", "required", "fields"), "lines")
-        group = table.get("group")
-        if not isinstance(group, str) or not _TAG.match(group):
-            self.problem("lines.group", "must be the segment tag that starts each line, e.g. \"LIN\" or \"PO1\"")
-            group = ""
-        end = self.tags(table.get("end", []), "lines.end")
+        group = self.selector(table.get("group"), "lines.group",
+                              "\"LIN\", \"PO1\" or \"HL[3=I]\" (the segment that starts each line)")
+        end_list = table.get("end", [])
+        if not isinstance(end_list, list):
+            self.problem("lines.end", "must be a list of segment tags or selectors, e.g. [\"UNS\", \"CNT\"]")
+            end_list = []
+        end = [self.selector(item, "lines.end", "[\"UNS\", \"CNT\"]") for item in end_list]
         required = self.flag(table, "required", "lines.required")
         line_shape = next((sub for _, kind, sub in shape if kind == LINES), None) if shape else None
         known = leaves(line_shape) if line_shape else None
@@ -242,7 +356,9 @@ class _Loader:
             compiled = self.field(spec, key, f"lines.{name}", "line")
             if compiled is not None:
                 fields.append((name, compiled))
-        return LinesPlan(group, end, required, tuple(fields), line_shape or ())
+        if group is None:
+            group = Selector("", text="")      # a problem is recorded: the file will not load
+        return LinesPlan(group, tuple(e for e in end if e is not None), required, tuple(fields), line_shape or ())
 
     def flag(self, table: dict, name: str, key: str) -> bool:
         value = table.get(name, False)
@@ -318,10 +434,10 @@ class _Loader:
             self.problem(sub("convert"), f"unknown conversion {convert!r} (known: {', '.join(conv.CONVERSIONS)})")
             convert = "text"
         for option in _DATE_ONLY:
-            if option in spec and convert != "date":
-                self.problem(sub(option), "only applies with convert = \"date\"")
-        if convert == "date":
-            alt.convert = self.date(spec, sub, context)
+            if option in spec and convert not in ("date", "datetime"):
+                self.problem(sub(option), "only applies with convert = \"date\" or \"datetime\"")
+        if convert in ("date", "datetime"):
+            alt.convert = self.date(spec, sub, context, conv.to_date if convert == "datetime" else conv.to_day)
         elif convert != "text":
             function = _CONVERTERS[convert]
             alt.convert = lambda raw, segment, scope, mark: function(raw, mark)
@@ -372,8 +488,12 @@ class _Loader:
             except conv.ConversionError as exc:
                 self.problem(key, f"{exc} (convert = {convert!r})")
 
-    def date(self, spec: dict, sub: Callable[[str], str], context: str) -> Callable:
-        """The date converter for this field: literal format, format path and time path."""
+    def date(self, spec: dict, sub: Callable[[str], str], context: str, convert: Callable) -> Callable:
+        """The date converter for this field: literal format, format path and time path.
+
+        ``convert`` is ``to_day`` (convert = "date": canonical dates are days) or ``to_date``
+        (convert = "datetime": the time of day kept when the value has one).
+        """
         literal = spec.get("date_format")
         if literal is not None and (not isinstance(literal, str) or literal not in conv.DATE_FORMATS):
             self.problem(sub("date_format"), f"unknown date format {literal!r} "
@@ -386,7 +506,7 @@ class _Loader:
         time_path = (self.path(spec["time_path"], sub("time_path"), context, anchored=False)
                      if "time_path" in spec else None)
         if format_path is None and time_path is None:
-            return lambda raw, segment, scope, mark: conv.to_date(raw, literal)
+            return lambda raw, segment, scope, mark: convert(raw, literal)
 
         def read(path: Path | None, segment: Segment | None, scope: Scope) -> str | None:
             if path is None:
@@ -397,7 +517,7 @@ class _Loader:
             return hit[0] if hit else None
 
         def to_date(raw: str, segment: Segment | None, scope: Scope, mark: str) -> str | None:
-            return conv.to_date(raw, read(format_path, segment, scope) or literal, read(time_path, segment, scope))
+            return convert(raw, read(format_path, segment, scope) or literal, read(time_path, segment, scope))
         return to_date
 
     def path(self, text: Any, key: str, context: str, anchored: bool = True) -> Path | None:
@@ -469,10 +589,16 @@ class _Loader:
             self.problem(key, f"{module_name} has no function {function_name!r}")
             return
         alt.desc = ref
+        try:
+            parameters = inspect.signature(function).parameters.values()
+            takes_memo = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters) >= 3
+        except (TypeError, ValueError):         # a builtin without a signature: two arguments
+            takes_memo = False
 
         def from_hook(scope: Scope) -> Hit | None:
             try:
-                value = function(scope.segments, scope.message)
+                value = (function(scope.segments, scope.message, scope.memo) if takes_memo
+                         else function(scope.segments, scope.message))
             except MappingError:
                 raise
             except Exception as exc:  # a hook bug must not become a traceback for the operator

@@ -44,15 +44,19 @@ class PathSyntaxError(ValueError):
 class Scope:
     """The segments one field may look at, indexed by tag once, plus the anchor segment."""
 
-    __slots__ = ("segments", "index", "anchor", "message", "sequence", "context")
+    __slots__ = ("segments", "index", "anchor", "message", "sequence", "context", "memo")
 
     def __init__(self, segments: list[Segment], message: Message | None = None,
-                 anchor: Segment | None = None, sequence: int = 0, context: str = "") -> None:
+                 anchor: Segment | None = None, sequence: int = 0, context: str = "",
+                 memo: dict | None = None) -> None:
         self.segments = segments
         self.message = message
         self.anchor = anchor
         self.sequence = sequence        # 1-based position of a line group among the message's lines
         self.context = context          # "party buyer" etc., for error messages
+        # Shared by every scope of one message (one Mapping.apply call): hooks that take a
+        # third argument get it, to index the message once instead of once per line.
+        self.memo = memo if memo is not None else {}
         index: dict[str, list[Segment]] = {}
         for segment in segments:
             bucket = index.get(segment.tag)
@@ -121,6 +125,10 @@ class Selector:
                 if not left:
                     return segment
         return None
+
+    def matches(self, segment: Segment) -> bool:
+        """True when the segment has the tag and every condition holds (``#N`` is ignored)."""
+        return segment.tag == self.tag and all(c.matches(segment) for c in self.conditions)
 
     def select_all(self, scope: Scope) -> list[Segment]:
         """Every segment with the tag whose conditions hold (just the Nth when ``#N`` is written)."""

@@ -5,6 +5,7 @@ frozen records it returns.
 """
 
 from gateway.store.blobs import BlobStore
+from gateway.store.edi import AckExpectation, AckMatch, AckResult, Built
 from gateway.store.messages import document_json
 from gateway.store.records import (
     ClaimedDelivery,
@@ -18,6 +19,10 @@ from gateway.store.store import Store
 from gateway.store.transfers import ReceiptRecord
 
 __all__ = [
+    "AckExpectation",
+    "AckMatch",
+    "AckResult",
+    "Built",
     "BlobStore",
     "ClaimedDelivery",
     "DeliveryRecord",

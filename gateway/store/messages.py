@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from gateway.store.base import (
     now_or,
 )
 from gateway.store.records import DocumentRecord, MessageRecord, ReceiveResult, document_record, message_record
-from gateway.store.tables import deliveries, documents, messages
+from gateway.store.tables import deliveries, documents, interchanges_seen, messages
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,21 @@ _UPSERT_DELIVERY = _upserts(
     ("status", "next_attempt_at", "lease_owner", "lease_expires_at", "delivered_at", "updated_at"), "id")
 
 
+def _upsert_seen() -> dict[str, sa.Insert]:
+    """Per dialect: remember an inbound interchange control number (refreshing carrier and time)."""
+    built = {}
+    for name, insert in (("postgresql", pg_dialect.insert(interchanges_seen)),
+                         ("sqlite", sqlite_dialect.insert(interchanges_seen))):
+        built[name] = insert.on_conflict_do_update(
+            index_elements=[interchanges_seen.c[k] for k in ("partner", "format", "sender", "control_number")],
+            set_={"message_id": insert.excluded.message_id, "seen_at": insert.excluded.seen_at})
+    return built
+
+
+# Shared with gateway.store.edi (record_interchanges): one statement, two callers.
+UPSERT_SEEN = _upsert_seen()
+
+
 class MessagesMixin(StoreBase):
     """receive / raw / message / pending_messages / record_processed / record_failed / documents."""
 
@@ -258,6 +274,7 @@ class MessagesMixin(StoreBase):
         interchange: str,
         documents: list[Document],
         partner: str | None = None,
+        control_numbers: Sequence[tuple[str, str]] = (),
         now: float | None = None,
     ) -> list[str]:
         """Store a message's documents and queue their deliveries, all in one transaction.
@@ -268,7 +285,9 @@ class MessagesMixin(StoreBase):
         cleared, due now, attempt count kept -- instead of adding rows. Returns the ids of the
         deliveries queued, in document and target order. ``partner``, when given, is the
         partner the pipeline identified (e.g. from the interchange header) and is recorded on
-        the message, which may not have known it when received.
+        the message, which may not have known it when received. ``control_numbers``: the
+        (sender, interchange control number) pairs the message carried, remembered in the same
+        transaction for duplicate detection (see ``EdiMixin.seen_interchanges``).
         """
         at = now_or(now)
         prepared: list[tuple[int, Document, str, str]] = []
@@ -292,6 +311,10 @@ class MessagesMixin(StoreBase):
             if row is None:
                 raise StoreError(f"unknown message {message_id!r}")
             partner = row[0]
+            if control_numbers and partner is not None:
+                conn.execute(UPSERT_SEEN[dialect], [
+                    {"partner": partner, "format": format, "sender": sender, "control_number": number,
+                     "message_id": message_id, "seen_at": at} for sender, number in dict.fromkeys(control_numbers)])
             upsert_document, upsert_delivery = _UPSERT_DOCUMENT[dialect], _UPSERT_DELIVERY[dialect]
             # Events are inserted together at the end, in the order they happened.
             logged: list[dict] = []

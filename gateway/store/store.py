@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.store.base import DEFAULT_DUPLICATE_WINDOW
+from gateway.store.edi import EdiMixin
 from gateway.store.engine import migrate, mask_url, schema_revision
 from gateway.store.log import LogMixin
 from gateway.store.messages import MessagesMixin
@@ -12,7 +13,7 @@ from gateway.store.queue import QueueMixin
 from gateway.store.transfers import TransfersMixin
 
 
-class Store(MessagesMixin, QueueMixin, LogMixin, TransfersMixin):
+class Store(MessagesMixin, QueueMixin, LogMixin, TransfersMixin, EdiMixin):
     """Durable state of the gateway on SQLite or PostgreSQL, plus content-addressed blobs.
 
     A synchronous API, safe to share between threads (the asyncio app calls it through a
@@ -22,7 +23,8 @@ class Store(MessagesMixin, QueueMixin, LogMixin, TransfersMixin):
 
     Parts: :class:`MessagesMixin` (receive, documents), :class:`QueueMixin` (claims and
     leases), :class:`LogMixin` (events and operator queries), :class:`TransfersMixin` (outbound
-    submissions, AS2 receipts).
+    submissions, AS2 receipts), :class:`EdiMixin` (EDI control numbers, interchange duplicates,
+    expected acknowledgments).
     """
 
     def __init__(self, url: str, blob_dir: Path, *, duplicate_window: float = DEFAULT_DUPLICATE_WINDOW) -> None:

@@ -1,4 +1,4 @@
-"""The store's schema as SQLAlchemy Core tables: messages, documents, deliveries, events, receipts.
+"""The store's schema as SQLAlchemy Core tables: messages, documents, deliveries, events, receipts, EDI control.
 
 This is the shape the code queries against. Migrations (``migrations/versions``) are
 frozen copies written by hand; ``tests/test_store.py`` checks both stay identical.
@@ -152,4 +152,63 @@ receipts = sa.Table(
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "message_id"),
     sa.Index(None, "delivery_id"),
+)
+
+CONTROL_LEVELS = ("interchange", "group", "message")
+ACK_STATUSES = ("pending", "overdue", "accepted", "rejected", "partially_accepted")
+
+# The last control number issued per partner, format and envelope level (outbound EDI). Rows are
+# updated inside the transaction that records the interchange, so numbers are gap-free.
+control_numbers = sa.Table(
+    "control_numbers",
+    metadata,
+    sa.Column("partner", sa.String(200), primary_key=True),
+    sa.Column("format", sa.String(20), primary_key=True),
+    sa.Column("level", sa.String(20), primary_key=True),
+    sa.Column("last", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.CheckConstraint(_in("level", CONTROL_LEVELS), name="level"),
+)
+
+# Inbound interchange control numbers already received, per partner/format/sender (duplicates).
+# This table and ack_expectations name messages without a foreign key: they are bookkeeping
+# that must never stop messages from being purged or truncated.
+interchanges_seen = sa.Table(
+    "interchanges_seen",
+    metadata,
+    sa.Column("partner", sa.String(200), primary_key=True),
+    sa.Column("format", sa.String(20), primary_key=True),
+    sa.Column("sender", sa.String(200), primary_key=True),
+    sa.Column("control_number", sa.String(100), primary_key=True),
+    sa.Column("message_id", sa.String(40), nullable=False),
+    sa.Column("seen_at", sa.Double(), nullable=False),
+)
+
+# Acknowledgments we expect for interchanges we sent: one row for the interchange and one per
+# message. ``ack_level`` is the level of the ack result that settled the row (see edi.match_ack).
+ack_expectations = sa.Table(
+    "ack_expectations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("message_id", sa.String(40), nullable=False),
+    sa.Column("partner", sa.String(200), nullable=False),
+    sa.Column("format", sa.String(20), nullable=False),
+    sa.Column("level", sa.String(20), nullable=False),
+    sa.Column("interchange", sa.String(100), nullable=False),
+    sa.Column("group_ref", sa.String(100), nullable=False, server_default=""),
+    sa.Column("message_ref", sa.String(100), nullable=False, server_default=""),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("due_at", sa.Double(), nullable=False),
+    sa.Column("ack_message_id", sa.String(40), nullable=True),
+    sa.Column("ack_level", sa.String(20), nullable=True),
+    sa.Column("detail", sa.Text(), nullable=False, server_default=""),
+    sa.Column("acked_at", sa.Double(), nullable=True),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.CheckConstraint(_in("level", CONTROL_LEVELS), name="level"),
+    sa.CheckConstraint(_in("status", ACK_STATUSES), name="status"),
+    sa.Index(None, "status", "due_at"),
+    sa.Index(None, "partner", "format", "interchange", "message_ref"),
+    sa.Index(None, "partner", "format", "group_ref", "message_ref"),
+    sa.Index(None, "message_id"),
 )

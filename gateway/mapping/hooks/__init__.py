@@ -4,7 +4,9 @@ Only functions in this package (and its submodules) can be named by a mapping fi
 dropped into mappings/ can never import arbitrary code. A hook receives the segments in the
 field's scope (the header section, one line group or one party group, in document order) and
 the whole Message, and returns a string (then converted, coded and defaulted like any value)
-or None when it finds nothing. It must be pure: no I/O, no state, no clock.
+or None when it finds nothing. It must be pure: no I/O, no state, no clock. A hook taking a
+third argument gets a dict shared by every field of one message (one ``Mapping.apply``), for
+indexes every line would otherwise rebuild. Format-specific hooks: ``hooks.edifact``, ``hooks.x12``.
 """
 
 from __future__ import annotations
