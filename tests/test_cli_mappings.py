@@ -153,10 +153,6 @@ def test_deployment_without_mappings_exits_2(tmp_path: Path) -> None:
 
 
 def test_outbound_golden_pair_runs(home: Path) -> None:
-    from gateway.mapping.loader import LOADERS
-
-    if "outbound" not in LOADERS:
-        pytest.skip("outbound mapping files are not registered in gateway.mapping.loader.LOADERS yet")
     _copy_mapping(home, "out-x12-850", ["basic.input.json", "basic.expected.x12"])
     result = run(home, "test", "out-x12-850")
     assert result.exit_code == 0, result.output

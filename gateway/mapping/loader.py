@@ -19,10 +19,9 @@ from ..errors import ConfigError, ConfigProblem, MappingError
 from . import convert as conv
 from .engine import (DOCUMENT_SHAPES, LINES, LIST, PACKAGES, PARTY, PARTY_FIELDS, Alternative, CompiledField,
                      Hit, LinesPlan, Mapping, MappingSet, PackagesPlan, PartyPlan, Plan, boundaries, leaves)
-from .outbound import load_outbound
+from .fieldspec import shared_options, spec_items
 from .paths import (Find, Pairs, Path, PathSyntaxError, Scope, parse_component_test, parse_path, parse_range,
                     Selector, parse_selector, parse_test, parse_values)
-from .xml_loader import load_xml
 
 __all__ = ["KINDS", "LOADERS", "Loader", "load_mappings", "mapping_kind"]
 
@@ -93,7 +92,7 @@ def load_inbound(file: str, path: FilePath, data: dict, problems: list[ConfigPro
 
 
 #: Loaders by mapping kind (see ``mapping_kind``): inbound EDI here, outbound and XML in their modules.
-LOADERS: dict[str, Loader] = {"edifact": load_inbound, "x12": load_inbound, "outbound": load_outbound, "xml": load_xml}
+LOADERS: dict[str, Loader] = {"edifact": load_inbound, "x12": load_inbound}   # + outbound, xml: __init__.py
 
 
 def _check_conflicts(mappings: list[Any], problems: list[ConfigProblem]) -> None:
@@ -370,22 +369,9 @@ class _Loader:
     # -- field specs -----------------------------------------------------------------------
     def field(self, spec: Any, key: str, name: str, context: str, many: bool = False) -> CompiledField | None:
         """Compile a field spec: a path string, a table, or a list of those (alternatives)."""
-        if isinstance(spec, list):
-            if not spec:
-                self.problem(key, "an empty list: give at least one alternative")
-                return None
-            if many and len(spec) > 1:
-                self.problem(key, "a list field takes one spec, not alternatives")
-            items = [(item, f"{key}[{i}]", i == len(spec)) for i, item in enumerate(spec, 1)]
-        else:
-            items = [(spec, key, True)]
         before = len(self.problems)
-        alternatives = []
-        for item, item_key, last in items:
-            if not isinstance(item, (str, dict)):
-                self.problem(item_key, "must be a path string, a table, or a list of those (alternatives)")
-                continue
-            alternatives.append(self.alternative(item, item_key, context, many, last))
+        alternatives = [self.alternative(item, item_key, context, many, last)
+                        for item, item_key, last in spec_items(self.problem, spec, key, many, "a path string")]
         if len(self.problems) > before:
             return None
         return CompiledField(name, alternatives, many)
@@ -441,29 +427,7 @@ class _Loader:
         elif convert != "text":
             function = _CONVERTERS[convert]
             alt.convert = lambda raw, segment, scope, mark: function(raw, mark)
-        if "codes" in spec:
-            codes = spec["codes"]
-            if isinstance(codes, str):
-                alt.codes = self.codes.get(codes)
-                if alt.codes is None:
-                    self.problem(sub("codes"), f"no [codes.{codes}] table in this file")
-            elif isinstance(codes, dict) and all(isinstance(v, str) for v in codes.values()):
-                alt.codes = dict(codes)
-            else:
-                self.problem(sub("codes"), "must be a table of code = \"value\" strings, "
-                             "or the name of a [codes.NAME] table")
-            if convert not in ("text", "upper"):
-                self.problem(sub("codes"), "a code list applies to text values (convert = \"text\" or \"upper\")")
-        alt.strict = self.flag(spec, "strict_codes", sub("strict_codes"))
-        if alt.strict and "codes" not in spec:
-            self.problem(sub("strict_codes"), "needs 'codes'")
-        alt.required = self.flag(spec, "required", sub("required"))
-        for option in ("required", "default"):
-            if option in spec and not last:
-                self.problem(sub(option), f"only the last alternative may say '{option}' "
-                             "(the alternatives after it would never be tried)")
-        if "default" in spec:
-            self.default(alt, spec["default"], convert, sub("default"), many)
+        shared_options(self, alt, spec, sub, convert, last, many)
         if "when" in spec:
             try:
                 alt.when = parse_test(spec["when"])

@@ -13,6 +13,7 @@ from ..edi.xml import SchemaProblem, load_schema
 from ..errors import ConfigProblem
 from . import convert as conv
 from .engine import DOCUMENT_SHAPES, LINES, LIST, PARTY, PARTY_FIELDS, leaves
+from .fieldspec import shared_options, spec_items
 from .xml import XmlMapping, _Alternative, _Field, _Lines, _Party, _Plan, to_xml_date
 
 __all__ = ["check_xml_conflicts", "load_xml", "load_xml_mapping", "load_xml_mappings"]
@@ -269,22 +270,9 @@ class _Loader:
     # -- field specs -----------------------------------------------------------------------
     def field(self, spec: Any, key: str, name: str, context: str, many: bool = False) -> _Field | None:
         """A field spec: an XPath string, a table, or a list of those (alternatives)."""
-        if isinstance(spec, list):
-            if not spec:
-                self.problem(key, "an empty list: give at least one alternative")
-                return None
-            if many and len(spec) > 1:
-                self.problem(key, "a list field takes one spec, not alternatives")
-            items = [(item, f"{key}[{i}]", i == len(spec)) for i, item in enumerate(spec, 1)]
-        else:
-            items = [(spec, key, True)]
         before = len(self.problems)
-        alternatives = []
-        for item, item_key, last in items:
-            if not isinstance(item, (str, dict)):
-                self.problem(item_key, "must be an XPath string, a table, or a list of those (alternatives)")
-                continue
-            alternatives.append(self.alternative(item, item_key, context, many, last))
+        alternatives = [self.alternative(item, item_key, context, many, last)
+                        for item, item_key, last in spec_items(self.problem, spec, key, many, "an XPath string")]
         if len(self.problems) > before:
             return None
         return _Field(name, alternatives, many)
@@ -321,29 +309,7 @@ class _Loader:
                 date_format = None
         alt.convert = ((lambda raw: to_xml_date(raw, date_format)) if convert == "date"
                        else _CONVERTERS[convert])
-        if "codes" in spec:
-            codes = spec["codes"]
-            if isinstance(codes, str):
-                alt.codes = self.codes.get(codes)
-                if alt.codes is None:
-                    self.problem(sub("codes"), f"no [codes.{codes}] table in this file")
-            elif isinstance(codes, dict) and all(isinstance(v, str) for v in codes.values()):
-                alt.codes = dict(codes)
-            else:
-                self.problem(sub("codes"), "must be a table of code = \"value\" strings, "
-                             "or the name of a [codes.NAME] table")
-            if convert not in ("text", "upper"):
-                self.problem(sub("codes"), "a code list applies to text values (convert = \"text\" or \"upper\")")
-        alt.strict = self.flag(spec, "strict_codes", sub("strict_codes"))
-        if alt.strict and "codes" not in spec:
-            self.problem(sub("strict_codes"), "needs 'codes'")
-        alt.required = self.flag(spec, "required", sub("required"))
-        for option in ("required", "default"):
-            if option in spec and not last:
-                self.problem(sub(option), f"only the last alternative may say '{option}' "
-                             "(the alternatives after it would never be tried)")
-        if "default" in spec:
-            self.default(alt, spec["default"], convert, sub("default"), many)
+        shared_options(self, alt, spec, sub, convert, last, many)
         if "when" in spec:
             alt.when = self.xpath(spec["when"], sub("when"))
         return alt
