@@ -263,9 +263,11 @@ def log_show(obj: Context, message_id: str, as_json: bool) -> None:
     deliveries = [d for doc in documents for d in store.deliveries(document_id=doc.id)]
     events = store.timeline(message_id)
     mdns = store.receipts_of(message_id)
+    acks = store.acks_of(message_id)
     if as_json:
         emit_json({"message": records([message])[0], "documents": records(documents),
-                   "deliveries": records(deliveries), "mdns": records(mdns), "events": records(events)})
+                   "deliveries": records(deliveries), "mdns": records(mdns), "acknowledgments": records(acks),
+                   "events": records(events)})
         return
     m = records([message])[0]
     for key in ("id", "partner", "channel", "filename", "status", "format", "standard", "interchange",
@@ -286,6 +288,10 @@ def log_show(obj: Context, message_id: str, as_json: bool) -> None:
         click.echo("\nAS2 MDNs")
         table([{**r, "mic": {None: "", True: "match", False: "MISMATCH"}[r["mic_ok"]]} for r in records(mdns)],
               ["direction", "as2_message_id", "mode", "status", "disposition", "signed", "mic"])
+    if acks:
+        click.echo("\nacknowledgments expected")
+        table([{**a, "due": when(a["due_at"])} for a in records(acks)],
+              ["level", "interchange", "group_ref", "message_ref", "status", "due", "ack_message_id"])
     click.echo("\ntimeline")
     table([{**e, "at": when(e["at"]), "ms": "" if e["duration_ms"] is None else f"{e['duration_ms']:.0f}"}
            for e in records(events)], ["at", "step", "outcome", "ms", "detail"])

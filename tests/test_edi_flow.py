@@ -278,3 +278,23 @@ def test_partner_edi_settings_are_checked_and_a_bad_one_disables_only_that_partn
     keys = {key for key, _ in problems}
     assert {"edi.acknowledge", "edi.ta1", "edi.bogus"} <= keys
     assert any(key.startswith("validation.") for key in keys)
+
+
+def test_log_show_lists_the_acknowledgments_a_sent_interchange_waits_for(tmp_path):
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    home = tmp_path / "home"
+    deployment_in(home, edi="format = \"x12\"\nexpect_ack_minutes = 30\n")
+    [case] = sorted((REPO / "mappings" / "golden" / "out-x12-810").glob("*.input.json"))[:1]
+    runner = CliRunner()
+    sent = runner.invoke(main, ["--home", str(home), "send", str(case), "--partner", "ACME", "--document", "invoice",
+                                "--no-wait", "--json"])
+    assert sent.exit_code == 0, sent.output
+    message_id = json.loads(sent.output)["message_id"]
+    shown = runner.invoke(main, ["--home", str(home), "log", "show", message_id, "--json"])
+    acks = json.loads(shown.output)["acknowledgments"]
+    assert {(a["level"], a["status"]) for a in acks} >= {("interchange", "pending"), ("message", "pending")}
+    text = runner.invoke(main, ["--home", str(home), "log", "show", message_id]).output
+    assert "acknowledgments expected" in text and "pending" in text
