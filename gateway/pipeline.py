@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import canonical, edi
 from .config import Deployment, Partner
 from .edi.acks import Checked, issue_from_error
 from .edi.acks_read import AckReport, read_ack
+from .edi.detect import detect
 from .edi.model import Interchange, Issue, Message
 from .edi.validate import validate
 from .edi.xml import identify, parse_xml
@@ -120,45 +123,55 @@ def process(raw: bytes, deployment: Deployment, *, partner_id: str | None, chann
     """
     run = _Run(deployment, channel, message_id, raw_sha256 or hashlib.sha256(raw).hexdigest())
     try:
-        format, interchanges = edi.read(raw)
+        format = detect(raw)
         if format == "xml":
             return _process_xml(raw, run, partner_id)
-        if not interchanges:
-            raise MappingError("the file holds no interchange")
-        return _process_edi(format, interchanges, run, partner_id)
+        return _process_edi(format, edi.iter_messages(io.BytesIO(raw)), run, partner_id)
     except GatewayError as exc:
         raise exc.located(file=filename, partner=partner_id)
 
 
-def _process_edi(format: str, interchanges: list[Interchange], run: _Run, partner_id: str | None) -> Outcome:
+def _process_edi(format: str, stream: Iterator[tuple[Interchange, Message]], run: _Run,
+                 partner_id: str | None) -> Outcome:
+    """Map the messages one at a time as the streaming reader yields them (a big file is never held parsed)."""
     partner: Partner | None = None
     documents: list[Document] = []
     standards: list[str] = []
     checks: list[Checked] = []
+    interchanges: list[Interchange] = []
     reports: list[AckReport] = []
     mapping_errors: list[MappingError] = []
     position = 0
-    for interchange in interchanges:
-        partner = _partner(run.deployment, partner_id if partner is None else partner.id, format,
-                           interchange.sender.qualifier, interchange.sender.id)
-        checked = Checked(interchange)
-        checks.append(checked)
-        if any(m.type in ACK_TYPES for m in interchange.messages):
-            reports.extend(read_ack(interchange))
-        for message in interchange.messages:
-            if message.type in ACK_TYPES:
-                continue
-            position += 1
-            standard = f"{message.type} {message.version}".strip()
-            if standard not in standards:
-                standards.append(standard)
-            try:
-                document = _map_message(run, partner, format, interchange, message, standard, position, checked)
-                if document is not None:
-                    documents.append(document)
-            except MappingError as exc:
-                checked.add(message, [issue_from_error(exc, message)])
-                mapping_errors.append(exc)
+    for interchange, message in stream:
+        if not interchanges or interchange is not interchanges[-1]:
+            if interchanges:
+                reports.extend(_acks_in(interchanges[-1]))
+            partner = _partner(run.deployment, partner_id if partner is None else partner.id, format,
+                               interchange.sender.qualifier, interchange.sender.id)
+            interchanges.append(interchange)
+            checks.append(Checked(interchange))
+        checked = checks[-1]
+        if message.type in ACK_TYPES:
+            interchange.messages.append(message)   # read whole below: acknowledgments are small
+            continue
+        position += 1
+        standard = f"{message.type} {message.version}".strip()
+        if standard not in standards:
+            standards.append(standard)
+        try:
+            document = _map_message(run, partner, format, interchange, message, standard, position, checked)
+            if document is not None:
+                documents.append(document)
+        except MappingError as exc:
+            checked.add(message, [issue_from_error(exc, message)])
+            mapping_errors.append(exc)
+        # The interchange keeps what its acknowledgment needs: a rejected message whole (positions),
+        # an accepted one as its header and trailer only.
+        kept = message if checked.key(message) in checked.issues else replace(
+            message, segments=[message.segments[0], message.segments[-1]])
+        interchange.messages.append(kept)
+    if interchanges:
+        reports.extend(_acks_in(interchanges[-1]))
     if partner is None:
         raise MappingError("the interchange holds no message")
     if not documents and not reports:
@@ -179,6 +192,11 @@ def _process_edi(format: str, interchanges: list[Interchange], run: _Run, partne
     return Outcome(partner=partner.id, format=format, standard=", ".join(standards),
                    interchange=", ".join(dict.fromkeys(i.control_number for i in interchanges)),
                    documents=documents, checked=checks, acks=reports, interchanges=interchanges)
+
+
+def _acks_in(interchange: Interchange) -> list[AckReport]:
+    """The partner's verdicts in a finished interchange's 997/999/CONTRL/APERAK/TA1 messages, if any."""
+    return read_ack(interchange) if any(m.type in ACK_TYPES for m in interchange.messages) else []
 
 
 def _map_message(run: _Run, partner: Partner, format: str, interchange: Interchange, message: Message,
