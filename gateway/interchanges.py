@@ -102,7 +102,11 @@ def send_acknowledgments(store: Store, deployment: Deployment, message_id: str, 
             continue
         if interchange.format == "x12":
             acks = x12_acks(check, kind=partner.edi.x12_acknowledgment, ta1=_ta1(partner, check))
-            envelope, messages = ack_envelope(check, at, leading=acks.leading), acks.messages
+            first = check.messages[0] if check.messages else None
+            envelope = ack_envelope(check, at, leading=acks.leading,   # GS02/GS03 answer theirs, swapped
+                                    application_sender=first.group_recipient if first else "",
+                                    application_recipient=first.group_sender if first else "")
+            messages = acks.messages
             if not acks.leading and not messages:
                 continue
         else:

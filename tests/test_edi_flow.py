@@ -25,7 +25,7 @@ from gateway.model import Channel, MessageStatus, Received
 
 REPO = Path(__file__).resolve().parents[1]
 ISA = "ISA*00*          *00*          *ZZ*ACMEUS         *ZZ*MYCOMPANY      *261127*0900*U*00401*{icn:09d}*0*P*>~\n"
-GS = "GS*PO*ACMEUS*MYCOMPANY*20261127*0900*{gcn}*X*004010~\n"
+GS = "GS*PO*ACMEAPP*MYAPP*20261127*0900*{gcn}*X*004010~\n"
 GOOD_850 = ("ST*850*{st}~\nBEG*00*SA*PO-{st}**20261127~\nN1*BY*Acme*UL*0614141000012~\n"
             "PO1*1*10*EA*2.50**UP*012345678905~\nCTT*1~\nSE*6*{st}~\n")
 # BEG03 (the purchase order number) is mandatory: element 3 of the segment at position 2.
@@ -90,6 +90,7 @@ def test_partially_bad_x12_group_gets_a_997_accepting_one_and_rejecting_the_othe
     assert (interchange.sender.id, interchange.recipient.id) == ("MYCOMPANY", "ACMEUS")
     [message] = interchange.messages
     assert message.type == "997"
+    assert (message.group_sender, message.group_recipient) == ("MYAPP", "ACMEAPP")   # their GS03/GS02, swapped
     # One 997 for group 101: set 0001 accepted; 0002 rejected at BEG (position 2), element 3 missing (code 1).
     assert [s for s in ack.decode().splitlines() if s[:2] == "AK"] == [
         "AK1*PO*101~", "AK2*850*0001~", "AK5*A~", "AK2*850*0002~", "AK3*BEG*2**8~", "AK4*3**1~", "AK5*R*5~",

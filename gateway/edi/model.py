@@ -67,6 +67,8 @@ class Message:
     agency: str = ""          # EDIFACT association code, e.g. EAN008; X12: GS08 version string
     group_reference: str = ""  # UNG/GS control number when the message sits in a group
     group_id: str = ""         # X12 GS01 functional identifier (PO, IN, SH, PR, FA); EDIFACT UNG 0038
+    group_sender: str = ""     # X12 GS02 application sender's code (an acknowledgment's GS03)
+    group_recipient: str = ""  # X12 GS03 application receiver's code (an acknowledgment's GS02)
 
     @property
     def body(self) -> list[Segment]:

@@ -171,6 +171,8 @@ def _read_interchange(src: Source, number: int) -> Iterator[Event]:
                 agency=group_version,
                 group_reference=group.get(6),
                 group_id=group.get(1),
+                group_sender=group.get(2),
+                group_recipient=group.get(3),
             )
             body = msg.segments
         elif tag == "GS":
