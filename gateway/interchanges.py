@@ -15,6 +15,7 @@ import structlog
 
 from .config import Deployment, Partner
 from .edi.acks import Checked, ack_envelope, contrl, failed, x12_acks
+from .edi.acks_read import Fault
 from .edi.serialize import render
 from .errors import DuplicateError, GatewayError, ParseError
 from .model import Channel
@@ -42,18 +43,23 @@ def check_duplicates(store: Store, deployment: Deployment, message_id: str, outc
     if window <= 0:
         return None
     action = "rejected" if partner.edi.duplicates == "reject" else "processed"
-    repeated: list[str] = []
+    repeated: list[tuple[str, Any]] = []
     for interchange in outcome.interchanges:
         seen = store.seen_interchanges(partner.id, outcome.format, _sender(interchange), [interchange.control_number],
                                        window=window, exclude_message_id=message_id)
         for number, earlier in seen.items():
             write(store.note_duplicate_interchange, message_id, partner.id, number, earlier, action)
-            repeated.append(f"interchange {number} from {_sender(interchange)} (first in message {earlier})")
-    if repeated and action == "rejected":
-        return DuplicateError("duplicate interchange control number: " + "; ".join(repeated)
-                              + f" — set [edi] duplicates = \"process\" in {partner.file} to accept repeats",
-                              partner=partner.id)
-    return None
+            repeated.append((f"interchange {number} from {_sender(interchange)} (first in message {earlier})",
+                             interchange))
+    if not repeated or action != "rejected":
+        return None
+    error = DuplicateError("duplicate interchange control number: " + "; ".join(i for i, _ in repeated)
+                           + f" — set [edi] duplicates = \"process\" in {partner.file} to accept repeats",
+                           partner=partner.id)
+    # Answered like an envelope fault: TA1 025 / CONTRL UCI 4 with 0085 code 26 "duplicate detected".
+    error.checked = [Checked(interchange, error=ParseError(text), fault=Fault("interchange", "duplicate", text))
+                     for text, interchange in repeated]
+    return error
 
 
 def match_acknowledgments(store: Store, message_id: str, outcome: Outcome, write: Write) -> int:

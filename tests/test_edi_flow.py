@@ -149,7 +149,7 @@ def test_acknowledgments_carry_gap_free_control_numbers_of_their_own(tmp_path, s
 
 
 def test_duplicate_interchange_is_rejected_or_processed_as_the_partner_file_says(tmp_path, store):
-    deployment = deployment_in(tmp_path, edi="duplicates = \"reject\"\n")
+    deployment = deployment_in(tmp_path, edi="acknowledge = true\nduplicates = \"reject\"\n")
     first = receive(store, x12(GOOD_850, icn=505, gcn=505), "a.x12")
     assert run_pipeline(store, deployment, first) is not None
     # Different bytes (another PO), same interchange control number.
@@ -158,6 +158,8 @@ def test_duplicate_interchange_is_rejected_or_processed_as_the_partner_file_says
     record = store.message(again)
     assert record.status is MessageStatus.FAILED and "duplicate interchange control number" in record.error
     assert [e.outcome for e in store.timeline(again) if e.step == "duplicate-interchange"] == ["rejected"]
+    refusal = sent_back(store)[-1].decode()     # after the 997 for the first: a TA1 025 for the repeat
+    assert "TA1*000000505*261127*0900*R*025~" in refusal and "ST*997" not in refusal
 
     lenient = deployment_in(tmp_path / "lenient", edi="duplicates = \"process\"\n")
     third = receive(store, x12(GOOD_850.replace("PO-{st}", "PO-Y{st}"), icn=505, gcn=507), "c.x12")
@@ -299,3 +301,12 @@ def test_log_show_lists_the_acknowledgments_a_sent_interchange_waits_for(tmp_pat
     assert {(a["level"], a["status"]) for a in acks} >= {("interchange", "pending"), ("message", "pending")}
     text = runner.invoke(main, ["--home", str(home), "log", "show", message_id]).output
     assert "acknowledgments expected" in text and "pending" in text
+
+
+def test_duplicate_edifact_interchange_gets_contrl_code_26(tmp_path, store):
+    deployment = deployment_in(tmp_path)
+    assert run_pipeline(store, deployment, receive(store, edifact_orders("D7"), "first.edi")) is not None
+    assert run_pipeline(store, deployment, receive(store, edifact_orders("D7"), "again.edi")) is None
+    fmt, [interchange] = read(sent_back(store)[-1])
+    uci = interchange.messages[0].body[0]
+    assert (uci.tag, uci.get(1), uci.get(4), uci.get(5)) == ("UCI", "D7", "4", "26")

@@ -75,10 +75,12 @@ _TA1_ISA = {"1": "010", "2": "011", "3": "012", "4": "013", "5": "005", "6": "00
             "9": "014", "10": "015", "11": "016", "12": "017", "13": "018", "14": "019", "15": "020",
             "16": "027", "": "026", "terminator": "004", "truncated": "023"}
 _TA1 = {"count": "021", "reference": "001", "missing_trailer": "023", "structure": "024", "charset": "024",
+        "duplicate": "025",
         "segment": "024", "sibling": "024", "header": "024"}
 _AK9 = {"count": "5", "reference": "4", "missing_trailer": "3"}
 _AK5 = {"count": "4", "reference": "3", "missing_trailer": "2", "segment": "5"}
 _CONTRL = {"count": "29", "reference": "28", "missing_trailer": "13", "header": "13", "structure": "33",
+           "duplicate": "26",
            "mixed": "30", "charset": "21", "segment": "15", "sibling": "18", "unreadable": "18"}
 _TRAILER = {"interchange": "UNZ", "group": "UNE", "message": "UNT"}
 # GS01 for transaction sets serialize does not list (X12 GS01 code list), so a 997 can name the group.

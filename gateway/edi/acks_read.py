@@ -34,7 +34,8 @@ class Fault:
     invalid; ``tag``/``element`` say which), structure (a segment outside its envelope),
     mixed (EDIFACT groups and bare messages mixed), charset (a byte invalid for the character
     set), segment (an unreadable segment inside a message, at ``position``), sibling (this
-    interchange is fine but shares the refused file).
+    interchange is fine but shares the refused file), duplicate (its control number was
+    received before: refused by the partner's duplicate setting).
     """
 
     level: str
