@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from .file import FileConnector
 from .rest import RestConnector
+from .soap import SoapConnector
 
 CONNECTORS = {
     "file": FileConnector,
     "rest": RestConnector,
+    "soap": SoapConnector,
 }
