@@ -18,6 +18,7 @@ from .config import Deployment
 from .config_as2 import certificate_warnings
 from .errors import GatewayError
 from .http import HttpServer
+from .inbound.api import DocumentApi
 from .inbound.as2 import As2Receiver
 from .inbound.sftp import SftpServer
 from .inbound.sftp_poll import SftpPoller
@@ -46,15 +47,19 @@ def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def run_pipeline(store: Store, deployment: Deployment, message_id: str,
-                 write: Callable[..., Any] = _direct) -> pipeline.Outcome | None:
+                 write: Callable[..., Any] = _direct, *, replay: bool = False) -> pipeline.Outcome | None:
     """Run the pipeline on a stored message and record the result; blocking (call off the loop).
 
     Used by the server for new and recovered messages and by ``gateway replay``. ``write``
     runs one store write (the server routes writes to its single writer thread); reads and
     blob writes happen right here, in the caller's thread, so they never queue behind it.
-    Returns the outcome, or None when the input was rejected (the typed error is recorded).
+    Returns the outcome, or None when the input was rejected (the typed error is recorded) or,
+    unless ``replay``, when the message is no longer waiting: another node (or this one's
+    sweep) processed it, and doing it again would re-send what was delivered.
     """
     record = store.message(message_id)
+    if not replay and record.status is not MessageStatus.RECEIVED:
+        return None
     raw = store.raw(message_id)
     try:
         outcome = pipeline.process(raw, deployment, partner_id=record.partner, channel=record.channel,
@@ -71,9 +76,12 @@ def run_pipeline(store: Store, deployment: Deployment, message_id: str,
     for document in outcome.documents:
         document.body = document_json(document.envelope)
         store.blobs.put(document.body)   # durable before the rows that name it
-    write(store.record_processed, message_id, format=outcome.format, standard=outcome.standard,
-          interchange=outcome.interchange, documents=outcome.documents, partner=outcome.partner,
-          control_numbers=interchanges.control_numbers(outcome))
+    queued = write(store.record_processed, message_id, format=outcome.format, standard=outcome.standard,
+                   interchange=outcome.interchange, documents=outcome.documents, partner=outcome.partner,
+                   control_numbers=interchanges.control_numbers(outcome), only_pending=not replay)
+    if queued is None:
+        log.info("message already processed elsewhere", message_id=message_id, partner=outcome.partner)
+        return None
     for message, issues in outcome.rejected:
         write(store.event, "rejected", "error", message_id=message_id, partner=outcome.partner,
               detail=f"{message.type} {message.reference}: " + "; ".join(str(i) for i in issues))
@@ -129,14 +137,18 @@ class Gateway:
             self.sftp = SftpServer(deployment, store, self.write, on_message=self.enqueue)
         self.sftp_poller = (SftpPoller(deployment, store, self.write, on_message=self.enqueue)
                             if self.primary else None)
-        # The HTTP listener opens only when something is served on it (AS2 today).
-        serve_http = self.settings.http.enabled and self.settings.as2.enabled
+        # The HTTP listener opens only when something is served on it (AS2, the document API).
+        serve_http = self.settings.http.enabled and (self.settings.as2.enabled or self.settings.api.enabled)
         self.http = HttpServer(self.settings.http, shared=self.settings.processes > 1) if serve_http else None
         self.as2 = None
-        if self.http is not None:
+        if self.http is not None and self.settings.as2.enabled:
             self.as2 = As2Receiver(deployment, store, self.write, on_message=self.enqueue,
                                    on_mdn=self.receipts.accept, send_mdns=self.primary)
             self.http.add_routes(self.as2.routes())
+        self.api = None
+        if self.http is not None and self.settings.api.enabled:
+            self.api = DocumentApi(deployment, store, self.write, on_queued=self.worker.wake)
+            self.http.add_routes(self.api.routes())
 
     async def start(self) -> None:
         """Recover unfinished work, then open the receiving edges and start delivering."""

@@ -383,7 +383,7 @@ def replay(obj: Context, message_id: str) -> None:
     except GatewayError as exc:
         fail(str(exc))
     store.event("replay", "requested", message_id=message_id, detail=f"by {os.environ.get('USER', 'cli')}")
-    outcome = run_pipeline(store, obj.deployment, message_id)
+    outcome = run_pipeline(store, obj.deployment, message_id, replay=True)
     if outcome is None:
         fail(f"replay of {message_id} rejected: {store.message(message_id).error}", EXIT_INVALID_INPUT)
     click.echo(f"replayed {message_id}: {len(outcome.documents)} documents queued "

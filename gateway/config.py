@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .config_api import ApiSettings, read_api
 from .config_as2 import (As2Settings, HttpSettings, PartnerAs2, certificate_warnings, partner_target, read_as2,
                          read_http, read_partner_as2)
 from .config_edi import DAY, EdiSettings, PartnerEdi, parse_identifier, read_edi_settings, read_partner_edi
@@ -102,6 +103,7 @@ class Settings:
     edi: EdiSettings = field(default_factory=EdiSettings)
     retry: RetryPolicy = field(default_factory=RetryPolicy)          # defaults for partner channels
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 @dataclass(frozen=True)
@@ -352,7 +354,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
     data = data or {}
     r = _Reader(CONFIG_FILE, problems)
     r.unknown(data, {"server", "store", "inbox", "delivery", "retry", "breaker", "targets", "http", "as2",
-                     "sftp", "edi"})
+                     "sftp", "edi", "api"})
 
     server = r.table(data, "server")
     r.unknown(server, {"node", "log_level", "log_format", "processors", "processes", "recover_after_seconds"},
@@ -446,6 +448,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         edi=read_edi_settings(r, r.table(data, "edi")),
         retry=retry,
         breaker=breaker,
+        api=read_api(r, r.table(data, "api"), http),
     )
 
 

@@ -306,7 +306,25 @@ def test_log_show_lists_the_acknowledgments_a_sent_interchange_waits_for(tmp_pat
 def test_duplicate_edifact_interchange_gets_contrl_code_26(tmp_path, store):
     deployment = deployment_in(tmp_path)
     assert run_pipeline(store, deployment, receive(store, edifact_orders("D7"), "first.edi")) is not None
-    assert run_pipeline(store, deployment, receive(store, edifact_orders("D7"), "again.edi")) is None
+    again = edifact_orders("D7").replace(b"PO-E1", b"PO-E2")   # other bytes, same interchange reference
+    assert run_pipeline(store, deployment, receive(store, again, "again.edi")) is None
     fmt, [interchange] = read(sent_back(store)[-1])
     uci = interchange.messages[0].body[0]
     assert (uci.tag, uci.get(1), uci.get(4), uci.get(5)) == ("UCI", "D7", "4", "26")
+
+
+def test_a_message_processed_once_is_not_processed_again_except_by_an_explicit_replay(tmp_path, store):
+    deployment = deployment_in(tmp_path, edi="")
+    message_id = receive(store, x12(GOOD_850, icn=707, gcn=707), "once.x12")
+    assert run_pipeline(store, deployment, message_id) is not None
+    assert len(store.deliveries(message_id=message_id)) == 1
+    # A second run of the server's path (another node, or the sweep) changes nothing.
+    assert run_pipeline(store, deployment, message_id) is None
+    assert len([e for e in store.timeline(message_id) if e.step == "processed"]) == 1
+    # `gateway replay` does run it again; a result arriving after the message was finished (two nodes
+    # processing it at once) is dropped by the store itself.
+    outcome = run_pipeline(store, deployment, message_id, replay=True)
+    assert outcome is not None
+    assert store.record_processed(message_id, format="x12", standard="850 004010", interchange="707",
+                                  documents=outcome.documents, only_pending=True) is None
+    assert len([e for e in store.timeline(message_id) if e.step == "processed"]) == 2   # the replay's, not a third

@@ -117,6 +117,10 @@ _FINISH_MESSAGE = (
             interchange=sa.bindparam("p_interchange"), error=sa.null(), updated_at=sa.bindparam("at"))
     .returning(messages.c.partner)
 )
+# The server's own processing finishes only a message still waiting: if another node (or the
+# sweep on this one) finished it meanwhile, the second result is dropped instead of re-queueing
+# deliveries that may already be delivered. A replay uses _FINISH_MESSAGE.
+_FINISH_PENDING = _FINISH_MESSAGE.where(messages.c.status == constant(_RECEIVED))
 
 
 def _fail_message(set_format: bool, set_standard: bool) -> sa.Update:
@@ -275,8 +279,9 @@ class MessagesMixin(StoreBase):
         documents: list[Document],
         partner: str | None = None,
         control_numbers: Sequence[tuple[str, str]] = (),
+        only_pending: bool = False,
         now: float | None = None,
-    ) -> list[str]:
+    ) -> list[str] | None:
         """Store a message's documents and queue their deliveries, all in one transaction.
 
         Each document's JSON goes to the blob store first. Documents are upserted by
@@ -288,6 +293,8 @@ class MessagesMixin(StoreBase):
         the message, which may not have known it when received. ``control_numbers``: the
         (sender, interchange control number) pairs the message carried, remembered in the same
         transaction for duplicate detection (see ``EdiMixin.seen_interchanges``).
+        ``only_pending`` (the server's processing, not a replay): record nothing and return None
+        when the message is no longer "received" -- someone else processed it already.
         """
         at = now_or(now)
         prepared: list[tuple[int, Document, str, str]] = []
@@ -304,11 +311,14 @@ class MessagesMixin(StoreBase):
         queued: list[str] = []
         with self._write("recording a processed message") as conn:
             dialect = conn.dialect.name
-            row = conn.execute(_FINISH_MESSAGE, {
+            row = conn.execute(_FINISH_PENDING if only_pending else _FINISH_MESSAGE, {
                 "message_id": message_id, "found_partner": partner or None, "p_format": format,
                 "p_standard": standard, "p_interchange": interchange, "at": at,
             }).first()
             if row is None:
+                if only_pending and conn.execute(sa.select(messages.c.id).where(
+                        messages.c.id == message_id)).first() is not None:
+                    return None
                 raise StoreError(f"unknown message {message_id!r}")
             partner = row[0]
             if control_numbers and partner is not None:

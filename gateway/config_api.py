@@ -1,0 +1,56 @@
+"""gateway.toml [api]: the document API internal systems use to send documents to partners (bearer tokens)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .config_as2 import HttpSettings
+
+if TYPE_CHECKING:
+    from .config import _Reader
+
+MIN_TOKEN_LENGTH = 16   # shorter bearer tokens are guessable; `openssl rand -hex 32` gives 64
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The inbound document API: off unless enabled; every request needs one of ``tokens``."""
+
+    enabled: bool = False
+    # Resolved token values (never logged or shown); ``token_refs`` are the references as written.
+    tokens: tuple[str, ...] = field(default=(), repr=False)
+    token_refs: tuple[str, ...] = ()
+    max_documents: int = 500          # documents in one request (one interchange)
+
+
+def read_api(r: "_Reader", data: dict, http: HttpSettings) -> ApiSettings:
+    """gateway.toml [api]: ``enabled``, ``tokens`` (secret references), ``max_documents``."""
+    p = "api."
+    r.unknown(data, {"enabled", "tokens", "max_documents"}, p)
+    enabled = r.value(data, "enabled", bool, False, p)
+    raw_tokens = r.value(data, "tokens", list, [], p)
+    refs: list[str] = []
+    values: list[str] = []
+    for index, reference in enumerate(raw_tokens):
+        key = f"[{index}]"
+        if not isinstance(reference, str) or not reference:
+            r.problem(f"{p}tokens{key}", 'must be a secret reference like "env:ERP_API_TOKEN"')
+            continue
+        # _Reader.secret resolves env:/file: references and records a problem when it cannot.
+        ref, value = r.secret({key: reference}, key, p + "tokens")
+        if not value:
+            continue
+        if len(value) < MIN_TOKEN_LENGTH:
+            r.problem(f"{p}tokens{key}", f"the token of {ref} is shorter than {MIN_TOKEN_LENGTH} characters")
+            continue
+        refs.append(ref)
+        values.append(value)
+    if len(set(values)) != len(values):
+        r.problem(p + "tokens", "two references resolve to the same token")
+    if enabled and not raw_tokens:
+        r.problem(p + "tokens", 'the API is enabled but has no tokens: add tokens = ["env:ERP_API_TOKEN"]')
+    if enabled and not http.enabled:
+        r.problem(p + "enabled", "the API is served on the [http] listener, which is disabled (http.enabled)")
+    return ApiSettings(enabled=enabled, tokens=tuple(values), token_refs=tuple(refs),
+                       max_documents=r.value(data, "max_documents", int, 500, p, minimum=1))

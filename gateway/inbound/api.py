@@ -1,0 +1,309 @@
+"""The document API for internal systems: POST canonical documents for a partner, GET what became of them.
+
+Routes (on the gateway's HTTP listener, see gateway/openapi.json):
+
+    POST /api/v1/documents           map canonical JSON to the partner's EDI and queue it (201, or 200 on a
+                                     repeated Idempotency-Key)
+    GET  /api/v1/documents/{id}      queued / sent / dead / mdn / acknowledged, with the delivery's attempts
+    GET  /api/v1/openapi.json        the OpenAPI 3.1 description (no token needed)
+    GET  /api/v1/schemas/{name}      the canonical JSON Schemas it refers to (no token needed)
+
+Every other request needs ``Authorization: Bearer <token>`` with a token of gateway.toml
+``[api] tokens``; tokens are compared in constant time and never logged (the caller is named
+by its reference, e.g. ``env:ERP_API_TOKEN``). The flow is ``gateway send --document``'s:
+compose (check + map) off the loop, then ``Store.submit_interchange`` on the store writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from .. import canonical
+from ..compose import compose_documents
+from ..config import Deployment
+from ..edi.serialize import render
+from ..errors import GatewayError, StoreError
+from ..model import Channel, DeliveryStatus
+from ..store.base import iso
+from ..store.edi import ACK_OUTCOMES
+
+log = structlog.get_logger("gateway.api")
+
+PREFIX = "/api/v1"
+OPENAPI_FILE = Path(__file__).resolve().parents[1] / "openapi.json"
+STATES = ("queued", "sent", "dead", "mdn", "acknowledged")
+_REQUEST_KEYS = ("partner", "type", "document", "documents")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}\Z")     # printable ASCII, no spaces
+_MESSAGE_ID = re.compile(r"msg_[0-9a-f]{20}\Z")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+Write = Callable[..., Awaitable[Any]]
+
+
+class ApiError(Exception):
+    """An answer other than success: HTTP status and the ``errors`` lines of the JSON body."""
+
+    def __init__(self, status: int, errors: list[str], headers: dict[str, str] | None = None) -> None:
+        super().__init__("; ".join(errors))
+        self.status = status
+        self.errors = errors
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        return web.json_response({"errors": self.errors}, status=self.status, headers=self.headers)
+
+
+async def _threaded(fn: Callable[..., Any], *args: Any, durable: bool = False, **kwargs: Any) -> Any:
+    """The stand-in for the app's BatchWriter: the write on a worker thread."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class DocumentApi:
+    """Handlers of the document API; add :meth:`routes` to the HTTP server before it starts."""
+
+    def __init__(self, deployment: Deployment, store: Any, write: Write | None = None, *,
+                 on_queued: Callable[[], None] | None = None) -> None:
+        self.deployment = deployment
+        self.store = store
+        self.write = write or _threaded
+        self.on_queued = on_queued          # e.g. wake the delivery worker
+        api = deployment.settings.api
+        self._tokens = [(ref, value.encode()) for ref, value in zip(api.token_refs, api.tokens)]
+        self.max_documents = api.max_documents
+        self._openapi = OPENAPI_FILE.read_bytes()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(f"{PREFIX}/documents", self.post_document),
+            web.get(f"{PREFIX}/documents/{{id}}", self.get_document),
+            web.get(f"{PREFIX}/openapi.json", self.openapi),
+            web.get(f"{PREFIX}/schemas/{{name}}", self.schema),
+        ]
+
+    # ------------------------------------------------------------------ authentication
+
+    def _caller(self, request: web.Request) -> str:
+        """The reference of the bearer token presented (e.g. "env:ERP_API_TOKEN"); ApiError 401 otherwise."""
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        found = ""
+        if scheme.lower() == "bearer" and presented.strip():
+            offered = presented.strip().encode()
+            for ref, token in self._tokens:   # every token is compared: the time does not tell which matched
+                if hmac.compare_digest(offered, token) and not found:
+                    found = ref
+        if not found:
+            raise ApiError(401, ["missing or unknown bearer token (Authorization: Bearer <token>)"],
+                           {"WWW-Authenticate": 'Bearer realm="gateway"'})
+        return found
+
+    # ------------------------------------------------------------------ POST /documents
+
+    async def post_document(self, request: web.Request) -> web.Response:
+        try:
+            caller = self._caller(request)
+            return await self._submit(request, caller)
+        except ApiError as exc:
+            return exc.response()
+
+    async def _submit(self, request: web.Request, caller: str) -> web.Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not _IDEMPOTENCY_KEY.match(key):
+            raise ApiError(400, ["Idempotency-Key: 1 to 200 printable ASCII characters without spaces"])
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, [f"(root): the body is not JSON: {exc}"]) from None
+        partner_id, document_type, bodies, paths = self._request_of(body)
+        partner = self.deployment.partners.get(partner_id)
+        if partner is None:
+            raise ApiError(404, [f"partner: unknown partner {partner_id!r}"])
+        if not partner.enabled:
+            raise ApiError(422, [f"partner: {partner_id} is disabled in {partner.file}"])
+        target = self.deployment.reply_target(partner)
+        if target is None:
+            raise ApiError(422, [f"partner: {partner_id} has no outbound channel (set [as2] url, [sftp_remote] "
+                                 f"upload_dir or an [sftp] account in {partner.file})"])
+        at = time.time()
+        # Schema checks (~30 ms for a large invalid document) and mapping are CPU work: off the loop.
+        composed = await asyncio.to_thread(self._compose, partner, document_type, bodies, paths, at)
+        store_key = None
+        if key is not None:   # the store namespaces it by partner; the caller's token namespaces it further
+            store_key = "api:" + hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()[:32]
+        number = _UNSAFE_NAME.sub("_", composed.numbers[0])[:40].strip("._") if composed.numbers else ""
+        filename = f"{document_type}-{number or 'document'}.{'x12' if composed.envelope.format == 'x12' else 'edi'}"
+        try:
+            message, delivery_id = await self.write(
+                self.store.submit_interchange, partner=partner.id, target=target, format=composed.envelope.format,
+                build=lambda next_number: render(composed.envelope, composed.messages, next_number),
+                filename=filename, document_type=document_type, idempotency_key=store_key, channel=Channel.API,
+                standard=composed.standard, expect_ack_within=self.deployment.expect_ack_seconds(partner),
+                now=at, durable=True)
+        except StoreError as exc:
+            if "idempotency key" in str(exc):   # the key was used when the partner's channel was another
+                raise ApiError(409, [f"Idempotency-Key: {key!r} was used for {partner.id} when it was reached "
+                                     f"through another channel than {target}; use a new key"]) from None
+            log.error("api submit failed", partner=partner.id, error=str(exc))
+            raise ApiError(503, [f"the store cannot queue the document now: {exc}"]) from None
+        except GatewayError as exc:   # render: a value the partner's format cannot carry
+            raise ApiError(422, [str(exc)]) from None
+        first = message.received_at == at   # a repeated key returns the first submission, made earlier
+        if first and self.on_queued is not None:
+            self.on_queued()
+        log.info("api document queued" if first else "api document repeated", caller=caller, partner=partner.id,
+                 type=document_type, message_id=message.id, delivery_id=delivery_id, interchange=message.interchange,
+                 documents=len(bodies))
+        location = f"{PREFIX}/documents/{message.id}"
+        return web.json_response({"id": message.id, "status": "queued", "delivery": delivery_id,
+                                  "interchange": message.interchange},
+                                 status=201 if first else 200, headers={"Location": location})
+
+    def _request_of(self, body: Any) -> tuple[str, str, list[Any], list[str]]:
+        """Partner, type, document bodies and their paths in the request; ApiError 422 listing every problem."""
+        if not isinstance(body, dict):
+            raise ApiError(422, ["(root): must be a JSON object with partner, type and document (or documents)"])
+        errors = [f"{name}: unknown key (allowed here: {', '.join(_REQUEST_KEYS)})"
+                  for name in body if name not in _REQUEST_KEYS]
+        partner, document_type = body.get("partner"), body.get("type")
+        if not isinstance(partner, str) or not partner:
+            errors.append("partner: missing (the partner id, e.g. \"ACME\")")
+        if document_type not in canonical.DOCUMENT_TYPES:
+            errors.append(f"type: must be one of {', '.join(canonical.DOCUMENT_TYPES)}, got {document_type!r}")
+        bodies: list[Any] = []
+        paths: list[str] = []
+        if ("document" in body) == ("documents" in body):
+            errors.append("document: give one document, or a list in documents (not both, not neither)")
+        elif "document" in body:
+            bodies, paths = [body["document"]], ["document"]
+        elif not isinstance(body["documents"], list) or not body["documents"]:
+            errors.append("documents: must be a non-empty list of documents")
+        elif len(body["documents"]) > self.max_documents:
+            errors.append(f"documents: at most {self.max_documents} documents in one request "
+                          f"(got {len(body['documents'])})")
+        else:
+            bodies = body["documents"]
+            paths = [f"documents[{n}]" for n in range(len(bodies))]
+        if errors:
+            raise ApiError(422, errors)
+        return partner, document_type, bodies, paths
+
+    def _compose(self, partner: Any, document_type: str, bodies: list[Any], paths: list[str], at: float) -> Any:
+        """Every schema problem of every document (ApiError 422), else the mapped interchange."""
+        errors: list[str] = []
+        for body, path in zip(bodies, paths):
+            if not isinstance(body, dict):
+                errors.append(f"{path}: must be a JSON object (a canonical {document_type})")
+                continue
+            # document_problems names paths from "document"; a list item is "documents[N]".
+            errors += [path + line[len("document"):] if line.startswith("document") else f"{path}: {line}"
+                       for line in canonical.document_problems(document_type, body)]
+        if errors:
+            raise ApiError(422, errors)
+        try:
+            return compose_documents(self.deployment, partner, document_type, bodies,
+                                     datetime.fromtimestamp(at, timezone.utc))
+        except GatewayError as exc:   # no outbound mapping, no identity to write as, a mapping failure
+            raise ApiError(422, [str(exc)]) from None
+
+    # ------------------------------------------------------------------ GET /documents/{id}
+
+    async def get_document(self, request: web.Request) -> web.Response:
+        try:
+            caller = self._caller(request)
+            message_id = request.match_info["id"]
+            found = await asyncio.to_thread(self._status, message_id) if _MESSAGE_ID.match(message_id) else None
+            if found is None:
+                raise ApiError(404, [f"id: no document sent through the API or `gateway send` has id {message_id!r}"])
+        except ApiError as exc:
+            return exc.response()
+        except StoreError as exc:
+            log.error("api status failed", error=str(exc), caller=caller)
+            return ApiError(503, [f"the store cannot answer now: {exc}"]).response()
+        return web.json_response(found)
+
+    def _status(self, message_id: str) -> dict[str, Any] | None:
+        """The status document of an outbound API/CLI message, or None when there is no such message."""
+        try:
+            record = self.store.message(message_id)
+        except StoreError as exc:
+            if "unknown message" in str(exc):
+                return None
+            raise
+        if record.channel not in (Channel.API.value, Channel.CLI.value) or not record.source_ref.startswith("out:"):
+            return None
+        documents = self.store.documents_of(message_id)
+        # Acknowledgments we send are queued the same way (channel api): only canonical documents count.
+        if not documents or documents[0].type not in canonical.DOCUMENT_TYPES:
+            return None
+        found = self.store.deliveries(message_id=message_id, limit=1)
+        delivery = found[0] if found else None
+        acks = self.store.acks_of(message_id)
+        head = next((a for a in acks if a.level == "interchange"), None)
+        mdns = [r for r in self.store.receipts_of(message_id) if r.direction == "received"]
+        mdn = mdns[-1] if mdns else None
+        if head is not None and head.status in ACK_OUTCOMES:
+            state = "acknowledged"
+        elif delivery is not None and delivery.status is DeliveryStatus.DEAD:
+            state = "dead"
+        elif mdn is not None and mdn.positive:
+            state = "mdn"
+        elif delivery is not None and delivery.status is DeliveryStatus.DELIVERED:
+            state = "sent"
+        else:
+            state = "queued"
+        return {
+            "id": record.id,
+            "partner": record.partner,
+            "type": documents[0].type,
+            "status": state,
+            "interchange": record.interchange,
+            "standard": record.standard,
+            "channel": record.channel,
+            "created_at": iso(record.received_at),
+            "delivery": None if delivery is None else {
+                "id": delivery.id,
+                "target": delivery.target,
+                "status": delivery.status.value,
+                "attempts": delivery.attempts,
+                "last_error": delivery.last_error,
+                "last_http_status": delivery.last_http_status,
+                "next_attempt_at": (iso(delivery.next_attempt_at)
+                                    if delivery.status in (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING) else None),
+                "delivered_at": iso(delivery.delivered_at) if delivery.delivered_at else None,
+            },
+            "mdn": None if mdn is None else {
+                "disposition": mdn.disposition, "positive": mdn.positive, "mic_ok": mdn.mic_ok,
+                "at": iso(mdn.created_at),
+            },
+            "acknowledgment": None if head is None else {
+                "status": head.status,
+                "detail": head.detail,
+                "due_at": iso(head.due_at),
+                "at": iso(head.acked_at) if head.acked_at else None,
+                "messages": [{"reference": a.message_ref, "group": a.group_ref or None, "status": a.status,
+                              "detail": a.detail} for a in acks if a.level == "message"],
+            },
+        }
+
+    # ------------------------------------------------------------------ description
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._openapi, content_type="application/json")
+
+    async def schema(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"].removesuffix(".schema.json").removesuffix(".json")
+        if name not in canonical.SCHEMAS:
+            return ApiError(404, [f"name: no canonical schema {name!r} "
+                                  f"(known: {', '.join(sorted(canonical.SCHEMAS))})"]).response()
+        return web.json_response(canonical.SCHEMAS[name], content_type="application/schema+json")
