@@ -16,9 +16,11 @@ import aiohttp
 
 from ..errors import GatewayError, PermanentDeliveryError, RetryableDeliveryError
 from ..model import DeliveryJob
+from .tls import (AUTH_KEYS, auth_headers, check_auth_options, client_ssl_context, scrub, secret_values,
+                  tls_hint)
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
-_KNOWN = {"url", "timeout", "secret", "headers", "ca_file"}
+_KNOWN = {"url", "timeout", "secret", "headers", "ca_file"} | AUTH_KEYS
 
 
 def webhook_signature(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -50,7 +52,7 @@ class RestConnector:
     @classmethod
     def check_options(cls, options: dict[str, Any], home: Path,
                       resolve_secret: Callable[[str], str]) -> Iterable[tuple[str, str]]:
-        """Validate url, timeout, secret reference, headers and ca_file."""
+        """Validate url, timeout, secret reference, headers, ca_file and the auth options."""
         for key in options:
             if key not in _KNOWN:
                 yield key, "unknown setting for a rest target"
@@ -58,6 +60,7 @@ class RestConnector:
         parts = urlsplit(url) if isinstance(url, str) else None
         if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
             yield "url", "a rest target needs url = \"http(s)://host/path\""
+            parts = None
         elif parts.password:
             yield "url", "put credentials in secret/headers references, not in the URL"
         timeout = options.get("timeout", 10)
@@ -80,6 +83,8 @@ class RestConnector:
         ca_file = options.get("ca_file")
         if ca_file is not None and not (isinstance(ca_file, str) and (home / ca_file).is_file()):
             yield "ca_file", "must name an existing PEM file (TLS verification cannot be turned off)"
+        yield from check_auth_options(options, home, resolve_secret, scheme=parts.scheme if parts else None,
+                                      host=(parts.hostname or "") if parts else "")
 
     def __init__(self, target: Any, home: Path) -> None:
         from ..config import resolve_secret
@@ -89,9 +94,13 @@ class RestConnector:
         self.timeout = aiohttp.ClientTimeout(total=float(opts.get("timeout", 10)))
         self.secret = secret_bytes(resolve_secret(opts["secret"])) if "secret" in opts else None
         self.headers = {k: resolve_secret(v) for k, v in opts.get("headers", {}).items()}
-        self.ssl: ssl.SSLContext | bool = True
-        if opts.get("ca_file"):
-            self.ssl = ssl.create_default_context(cafile=str(home / opts["ca_file"]))
+        self.headers.update(auth_headers(opts, resolve_secret))
+        self.ssl: ssl.SSLContext | bool = client_ssl_context(opts, home, resolve_secret)
+        self._client_cert = bool(opts.get("client_cert"))
+        # Blanked out of any text a server sends back (an error page may echo the request).
+        referenced = [resolve_secret(v) for v in opts.get("headers", {}).values() if v.startswith(("env:", "file:"))]
+        self._secrets = sorted({*secret_values(opts, resolve_secret), *(v for v in referenced if len(v) >= 4)},
+                               key=len, reverse=True)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -125,10 +134,12 @@ class RestConnector:
         except asyncio.TimeoutError:
             raise RetryableDeliveryError(f"no answer from {self.url} within {self.timeout.total:g} s") from None
         except aiohttp.ClientError as exc:
-            raise RetryableDeliveryError(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}") from None
+            hint = tls_hint(exc, self._client_cert, self.url)
+            raise RetryableDeliveryError(scrub(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}{hint}",
+                                               self._secrets)) from None
         if 200 <= status < 300:
             return status
-        detail = f"{self.url} answered HTTP {status}" + (f": {snippet}" if snippet else "")
+        detail = scrub(f"{self.url} answered HTTP {status}" + (f": {snippet}" if snippet else ""), self._secrets)
         if status in RETRYABLE_STATUS or status >= 500:
             raise RetryableDeliveryError(detail, status=status, retry_after=retry_after)
         raise PermanentDeliveryError(detail, status=status)

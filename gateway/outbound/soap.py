@@ -65,6 +65,7 @@ from ..edi.xml import hardened_parser
 from ..errors import GatewayError, PermanentDeliveryError, RetryableDeliveryError
 from ..model import DeliveryJob
 from .rest import RETRYABLE_STATUS, retry_after_seconds
+from .tls import AUTH_KEYS, auth_headers, check_auth_options, client_ssl_context, secret_values, tls_hint
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -80,7 +81,7 @@ MAX_RESPONSE = 4 * 1024 * 1024      # enough for any fault or acknowledgment; bo
 DEFAULT_RETRY_CODES = frozenset({"Server", "Receiver"})
 
 _KNOWN = {"url", "version", "action", "operation", "namespace", "timeout", "headers", "username",
-          "password", "retry_faults", "permanent_faults", "verify_tls", "ca_file"}
+          "password", "retry_faults", "permanent_faults", "verify_tls", "ca_file"} | AUTH_KEYS
 _NCNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
 _SECURITY_MARK = "***"
 
@@ -277,6 +278,9 @@ class SoapConnector:
         ca_file = options.get("ca_file")
         if ca_file is not None and not (isinstance(ca_file, str) and (home / ca_file).is_file()):
             yield "ca_file", "must name an existing PEM file"
+        yield from check_auth_options(options, home, resolve_secret, scheme=parts.scheme if parts else None,
+                                      host=(parts.hostname or "") if parts else "",
+                                      verify=options.get("verify_tls", True) is not False)
 
     @staticmethod
     def _check_credentials(options: dict[str, Any], parts: Any,
@@ -314,11 +318,14 @@ class SoapConnector:
         self._password = resolve_secret(opts["password"]) if "password" in opts else None
         self.retry_faults = _fault_list(opts.get("retry_faults", []))
         self.permanent_faults = _fault_list(opts.get("permanent_faults", []))
-        self.ssl: ssl.SSLContext | bool = bool(opts.get("verify_tls", True))
-        if self.ssl and opts.get("ca_file"):
-            self.ssl = ssl.create_default_context(cafile=str(home / opts["ca_file"]))
+        self.headers.update(auth_headers(opts, resolve_secret))
+        self.ssl: ssl.SSLContext | bool = client_ssl_context(opts, home, resolve_secret,
+                                                             verify=bool(opts.get("verify_tls", True)))
+        self._client_cert = bool(opts.get("client_cert"))
         # Secret values to blank out of any text a server sends back (a fault may echo the request).
-        self._secrets = [s for s in [self._password, *self.headers.values()] if s and len(s) >= 4]
+        self._secrets = [s for s in [self._password, *self.headers.values(), *secret_values(opts, resolve_secret)]
+                         if s and len(s) >= 4]
+        self._secrets.sort(key=len, reverse=True)
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -371,7 +378,9 @@ class SoapConnector:
         except asyncio.TimeoutError:
             raise RetryableDeliveryError(f"no answer from {self.url} within {self.timeout.total:g} s") from None
         except aiohttp.ClientError as exc:
-            raise RetryableDeliveryError(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}") from None
+            hint = tls_hint(exc, self._client_cert, self.url)
+            raise RetryableDeliveryError(
+                self._scrub(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}{hint}")) from None
         return self._judge(status, bytes(raw), retry_after)
 
     def _judge(self, status: int, raw: bytes, retry_after: float | None) -> int:
