@@ -49,7 +49,6 @@ Answers are parsed without DTDs, entities or network access.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import re
 import ssl
@@ -65,7 +64,8 @@ from ..edi.xml import hardened_parser
 from ..errors import GatewayError, PermanentDeliveryError, RetryableDeliveryError
 from ..model import DeliveryJob
 from .rest import RETRYABLE_STATUS, retry_after_seconds
-from .tls import AUTH_KEYS, auth_headers, check_auth_options, client_ssl_context, secret_values, tls_hint
+from .tls import (AUTH_KEYS, auth_headers, check_auth_options, client_ssl_context, is_loopback, secret_values,
+                  tls_hint)
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -210,15 +210,6 @@ def read_envelope(raw: bytes) -> etree._Element | str:
 
 # --------------------------------------------------------------------------- options
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _fault_list(value: Any) -> frozenset[str]:
     return frozenset(_local(v) for v in value)
 
@@ -300,7 +291,7 @@ class SoapConnector:
             yield "password" if password is None else "username", "username and password go together"
         # PasswordText is readable by anyone on the path: only over TLS, or on this machine.
         if password is not None and parts is not None and parts.scheme == "http" \
-                and not _is_loopback(parts.hostname or ""):
+                and not is_loopback(parts.hostname or ""):
             yield "url", "a WS-Security password in clear text needs an https url"
 
     def __init__(self, target: Any, home: Path) -> None:
