@@ -11,7 +11,7 @@ from .config import Deployment, Partner
 from .config_edi import FORMATS, parse_identifier
 from .edi.model import Party
 from .edi.serialize import Envelope, OutMessage
-from .errors import MappingError, RoutingError
+from .errors import MappingError, RoutingError, ValidationError
 from .mapping.outbound import select_outbound
 
 __all__ = ["Composed", "compose_documents", "envelope_to", "partner_format"]
@@ -66,7 +66,11 @@ def envelope_to(deployment: Deployment, partner: Partner, fmt: str, at: datetime
 
 def compose_documents(deployment: Deployment, partner: Partner, document_type: str, documents: list[dict[str, Any]],
                       at: datetime, *, version: str = "") -> Composed:
-    """Check canonical ``documents`` (bodies of one type) and map them for ``partner``; raises MappingError.
+    """Check canonical ``documents`` (bodies of one type) and map them for ``partner``.
+
+    Raises ValidationError listing every schema problem of every document (``issues``: one
+    ``path: reason`` line each, paths from ``document`` or ``documents[N]``), RoutingError when
+    nothing can write them for this partner, MappingError when the mapping cannot.
 
     The mapping is the one the partner file names for the document type ([mappings] invoice =
     "out-..."), else the automatic outbound mapping for the partner's format.
@@ -81,13 +85,19 @@ def compose_documents(deployment: Deployment, partner: Partner, document_type: s
         raise RoutingError(f"no outbound mapping writes {document_type} documents as {fmt}"
                            + (f" (partner file names {named!r}: it must be an outbound {fmt} {document_type} mapping)"
                               if named else " in mappings/"), partner=partner.id)
-    messages: list[OutMessage] = []
-    for index, body in enumerate(documents, 1):
-        problems = canonical.document_problems(document_type, body)
-        if problems:
-            raise MappingError(f"document {index} is not a valid canonical {document_type}: " + "; ".join(problems),
-                               partner=partner.id)
-        messages.append(mapping.build(body, version=version or None))
+    paths = ["document"] if len(documents) == 1 else [f"documents[{n}]" for n in range(len(documents))]
+    problems: list[str] = []
+    for body, path in zip(documents, paths):
+        if not isinstance(body, dict):
+            problems.append(f"{path}: must be a JSON object (a canonical {document_type})")
+            continue
+        # document_problems names paths from "document"; a list item is "documents[N]".
+        problems += [path + line[len("document"):] if line.startswith("document") else f"{path}: {line}"
+                     for line in canonical.document_problems(document_type, body)]
+    if problems:
+        raise ValidationError(f"not a valid canonical {document_type}: " + "; ".join(problems), issues=problems,
+                              partner=partner.id)
+    messages = [mapping.build(body, version=version or None) for body in documents]
     numbers = [str(body.get("number") or "") for body in documents]
     standard = f"{mapping.message} {messages[0].version}"
     return Composed(envelope_to(deployment, partner, fmt, at), messages, standard, mapping.name, numbers)

@@ -34,7 +34,7 @@ from .. import canonical
 from ..compose import compose_documents
 from ..config import Deployment
 from ..edi.serialize import render
-from ..errors import GatewayError, StoreError
+from ..errors import GatewayError, StoreError, ValidationError
 from ..model import Channel, DeliveryStatus
 from ..store.base import iso
 from ..store.edi import ACK_OUTCOMES
@@ -125,7 +125,7 @@ class DocumentApi:
             body = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, [f"(root): the body is not JSON: {exc}"]) from None
-        partner_id, document_type, bodies, paths = self._request_of(body)
+        partner_id, document_type, bodies = self._request_of(body)
         partner = self.deployment.partners.get(partner_id)
         if partner is None:
             raise ApiError(404, [f"partner: unknown partner {partner_id!r}"])
@@ -137,7 +137,7 @@ class DocumentApi:
                                  f"upload_dir or an [sftp] account in {partner.file})"])
         at = time.time()
         # Schema checks (~30 ms for a large invalid document) and mapping are CPU work: off the loop.
-        composed = await asyncio.to_thread(self._compose, partner, document_type, bodies, paths, at)
+        composed = await asyncio.to_thread(self._compose, partner, document_type, bodies, at)
         store_key = None
         if key is not None:   # the store namespaces it by partner; the caller's token namespaces it further
             store_key = "api:" + hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()[:32]
@@ -169,8 +169,8 @@ class DocumentApi:
                                   "interchange": message.interchange},
                                  status=201 if first else 200, headers={"Location": location})
 
-    def _request_of(self, body: Any) -> tuple[str, str, list[Any], list[str]]:
-        """Partner, type, document bodies and their paths in the request; ApiError 422 listing every problem."""
+    def _request_of(self, body: Any) -> tuple[str, str, list[Any]]:
+        """Partner, type and document bodies of the request; ApiError 422 listing every problem."""
         if not isinstance(body, dict):
             raise ApiError(422, ["(root): must be a JSON object with partner, type and document (or documents)"])
         errors = [f"{name}: unknown key (allowed here: {', '.join(_REQUEST_KEYS)})"
@@ -181,11 +181,10 @@ class DocumentApi:
         if document_type not in canonical.DOCUMENT_TYPES:
             errors.append(f"type: must be one of {', '.join(canonical.DOCUMENT_TYPES)}, got {document_type!r}")
         bodies: list[Any] = []
-        paths: list[str] = []
         if ("document" in body) == ("documents" in body):
             errors.append("document: give one document, or a list in documents (not both, not neither)")
         elif "document" in body:
-            bodies, paths = [body["document"]], ["document"]
+            bodies = [body["document"]]
         elif not isinstance(body["documents"], list) or not body["documents"]:
             errors.append("documents: must be a non-empty list of documents")
         elif len(body["documents"]) > self.max_documents:
@@ -193,26 +192,17 @@ class DocumentApi:
                           f"(got {len(body['documents'])})")
         else:
             bodies = body["documents"]
-            paths = [f"documents[{n}]" for n in range(len(bodies))]
         if errors:
             raise ApiError(422, errors)
-        return partner, document_type, bodies, paths
+        return partner, document_type, bodies
 
-    def _compose(self, partner: Any, document_type: str, bodies: list[Any], paths: list[str], at: float) -> Any:
-        """Every schema problem of every document (ApiError 422), else the mapped interchange."""
-        errors: list[str] = []
-        for body, path in zip(bodies, paths):
-            if not isinstance(body, dict):
-                errors.append(f"{path}: must be a JSON object (a canonical {document_type})")
-                continue
-            # document_problems names paths from "document"; a list item is "documents[N]".
-            errors += [path + line[len("document"):] if line.startswith("document") else f"{path}: {line}"
-                       for line in canonical.document_problems(document_type, body)]
-        if errors:
-            raise ApiError(422, errors)
+    def _compose(self, partner: Any, document_type: str, bodies: list[Any], at: float) -> Any:
+        """The mapped interchange, or ApiError 422 with every schema problem or the mapping/routing problem."""
         try:
             return compose_documents(self.deployment, partner, document_type, bodies,
                                      datetime.fromtimestamp(at, timezone.utc))
+        except ValidationError as exc:
+            raise ApiError(422, exc.issues) from None
         except GatewayError as exc:   # no outbound mapping, no identity to write as, a mapping failure
             raise ApiError(422, [str(exc)]) from None
 
