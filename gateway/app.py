@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import structlog
 
-from . import interchanges, pipeline
+from . import callbacks, interchanges, pipeline
 from .config import Deployment
 from .config_as2 import certificate_warnings
 from .errors import GatewayError
@@ -29,11 +29,14 @@ from .outbound.as2 import As2Connector, ReceiptBook
 from .outbound.outbox import OutboxConnector
 from .outbound.sftp import SftpConnector
 from .processes import Secondaries
+from .schedule import Schedule
 from .store import Store, document_json
 from .worker import DeliveryWorker
 from .writer import BatchWriter
 
 log = structlog.get_logger("gateway.app")
+
+MIC_KEPT_SECONDS = 30 * 86400   # an async MDN later than this is not checked against its MIC any more
 
 
 def open_store(deployment: Deployment) -> Store:
@@ -110,6 +113,7 @@ class Gateway:
         self._work: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()        # messages this process will process (queued or running)
         self._sweeper: asyncio.Task | None = None
+        self._reporter: asyncio.Task | None = None
         self._processors: list[asyncio.Task] = []
         self.connectors = {name: CONNECTORS[t.type](t, deployment.home) for name, t in self.settings.targets.items()}
         # Partners' own channels ("as2:<ID>", "outbox:<ID>"...): one connector per partner and channel.
@@ -135,7 +139,10 @@ class Gateway:
         if self.primary and self.settings.sftp.enabled and any(p.enabled and p.sftp is not None
                                                                for p in deployment.partners.values()):
             self.sftp = SftpServer(deployment, store, self.write, on_message=self.enqueue)
-        self.sftp_poller = (SftpPoller(deployment, store, self.write, on_message=self.enqueue)
+        # Periodic jobs run on one node of the deployment at a time (gateway/schedule.py).
+        self.schedule = Schedule(store, node) if self.primary else None
+        holds = self.schedule.holds if self.schedule is not None else (lambda: False)
+        self.sftp_poller = (SftpPoller(deployment, store, self.write, on_message=self.enqueue, may_run=holds)
                             if self.primary else None)
         # The HTTP listener opens only when something is served on it (AS2, the document API).
         serve_http = self.settings.http.enabled and (self.settings.as2.enabled or self.settings.api.enabled)
@@ -143,7 +150,7 @@ class Gateway:
         self.as2 = None
         if self.http is not None and self.settings.as2.enabled:
             self.as2 = As2Receiver(deployment, store, self.write, on_message=self.enqueue,
-                                   on_mdn=self.receipts.accept, send_mdns=self.primary)
+                                   on_mdn=self.receipts.accept, send_mdns=self.primary, may_send_mdns=holds)
             self.http.add_routes(self.as2.routes())
         self.api = None
         if self.http is not None and self.settings.api.enabled:
@@ -153,9 +160,13 @@ class Gateway:
     async def start(self) -> None:
         """Recover unfinished work, then open the receiving edges and start delivering."""
         self._loop = asyncio.get_running_loop()
+        if self.schedule is not None:
+            await self.schedule.start()
         if self.primary:
             await self._recover()
             self._sweeper = asyncio.create_task(self._sweep(), name="recover-stale")
+            if self.settings.api.enabled and self.settings.api.callbacks:
+                self._reporter = asyncio.create_task(self._report_statuses(), name="status-callbacks")
         for n in range(self.settings.processors):
             self._processors.append(asyncio.create_task(self._process_loop(), name=f"processor-{n}"))
         self.worker.start()
@@ -171,6 +182,7 @@ class Gateway:
         log.info("gateway started", node=self.worker.owner, partners=len(self.deployment.partners),
                  targets=len(self.connectors), recovered=self._work.qsize(),
                  http=self.http.url if self.http is not None else None, as2=self.as2 is not None,
+                 api=self.api is not None, schedules=self.schedule is not None and self.schedule.holds(),
                  sftp=f"{self.settings.sftp.host}:{self.sftp.port}" if self.sftp is not None else None)
 
     async def _recover(self) -> None:
@@ -199,6 +211,8 @@ class Gateway:
         after = self.settings.recover_after_seconds
         while True:
             await asyncio.sleep(min(60.0, after / 2))
+            if self.schedule is None or not self.schedule.holds():
+                continue   # another node of the deployment runs the sweep
             try:
                 stale = await asyncio.to_thread(self.store.pending_messages)
             except GatewayError as exc:
@@ -210,14 +224,28 @@ class Gateway:
                     self.enqueue(record.id)
             try:   # acknowledgments partners owe us: each overdue one becomes an event, once
                 await asyncio.to_thread(interchanges.overdue, self.store, _direct)
+                await asyncio.to_thread(self.store.forget_sent_mics, time.time() - MIC_KEPT_SECONDS)
             except GatewayError as exc:
                 log.warning("overdue-acknowledgment check failed", error=str(exc))
 
+    async def _report_statuses(self) -> None:
+        """Queue status callbacks for API submissions whose status settled (gateway/callbacks.py)."""
+        while True:
+            await asyncio.sleep(self.settings.api.callback_seconds)
+            if self.schedule is None or not self.schedule.holds():
+                continue
+            try:
+                if await asyncio.to_thread(callbacks.report_settled, self.store):
+                    self.worker.wake()
+            except GatewayError as exc:
+                log.warning("status callbacks not queued", error=str(exc))
+
     async def stop(self) -> None:
         """Stop receiving, finish processing what was received, then stop delivering."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in (self._sweeper, self._reporter):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.sftp is not None:   # lets uploads being stored finish: before the writer closes
             await self.sftp.stop()
         if self.http is not None:
@@ -234,6 +262,8 @@ class Gateway:
         await self.worker.stop()
         for connector in self.connectors.values():
             await connector.close()
+        if self.schedule is not None:
+            await self.schedule.stop()
         self.write.close()
         log.info("gateway stopped")
 

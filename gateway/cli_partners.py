@@ -338,7 +338,9 @@ def partners_show(obj: Context, partner_id: str, as_json: bool) -> None:
     data = {"id": partner.id, "name": partner.name, "file": partner.file, "enabled": partner.enabled,
             "identifiers": {k: list(v) for k, v in partner.identifiers.items()},
             "inbox": str(partner.inbox or ""), "mappings": partner.mappings,
-            "routes": [{"document": r.document, "targets": list(r.targets)} for r in partner.routes]}
+            "routes": [{"document": r.document, "targets": list(r.targets),
+                        **({"when": {".".join(path): sorted(values) for path, values in r.when}} if r.when else {}),
+                        **({"fallback": True} if r.fallback else {})} for r in partner.routes]}
     as2 = as2_details(deployment, partner) if partner.as2 is not None else None
     sftp = sftp_details(deployment, partner)
     if as_json:

@@ -21,6 +21,7 @@ from .config_api import ApiSettings, read_api
 from .config_as2 import (As2Settings, HttpSettings, PartnerAs2, certificate_warnings, partner_target, read_as2,
                          read_http, read_partner_as2)
 from .config_edi import DAY, EdiSettings, PartnerEdi, parse_identifier, read_edi_settings, read_partner_edi
+from .config_routes import FLOW_KEYS, Flow, Route, read_flow, read_routes, route_targets
 from .config_sftp import (PartnerSftp, PartnerSftpRemote, SftpServerSettings, read_partner_sftp,
                           read_partner_sftp_remote, read_sftp_server, outbox_target, sftp_target)
 from .edi.model import Party
@@ -31,7 +32,6 @@ from .retry import RetryPolicy
 CONFIG_FILE = "gateway.toml"
 PARTNER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TARGET_NAME = PARTNER_ID
-DOCUMENT_TYPES = ("order", "invoice", "ship_notice", "order_response")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class Target:
     options: dict[str, Any]
     retry: RetryPolicy
     breaker: BreakerSettings
+    flow: Flow = field(default_factory=Flow)
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,6 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)          # defaults for partner channels
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
-
-
-@dataclass(frozen=True)
-class Route:
-    """Documents of one type from one partner go to these targets."""
-
-    document: str
-    targets: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -142,13 +135,9 @@ class Partner:
                 return True
         return False
 
-    def targets_for(self, document_type: str) -> tuple[str, ...]:
-        """Targets routed for a document type (all routes that name it, in file order)."""
-        found: list[str] = []
-        for route in self.routes:
-            if route.document in (document_type, "*"):
-                found.extend(t for t in route.targets if t not in found)
-        return tuple(found)
+    def targets_for(self, document_type: str, body: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Targets routed for a document (see gateway/config_routes.py: conditions, fan-out, fallbacks)."""
+        return route_targets(self.routes, document_type, body)
 
 
 @dataclass(frozen=True)
@@ -411,7 +400,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         if kind not in CONNECTORS:
             r.problem(prefix + "type", f"must be one of {', '.join(sorted(CONNECTORS))}, got {kind!r}")
             continue
-        options = {k: v for k, v in spec.items() if k not in ("type", "retry", "breaker")}
+        options = {k: v for k, v in spec.items() if k not in ("type", "retry", "breaker", *FLOW_KEYS)}
         connector = CONNECTORS[kind]
         for key, text in connector.check_options(options, home, resolve_secret):
             r.problem(prefix + key, text)
@@ -424,6 +413,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
             options=options,
             retry=_policy(r, r.table(spec, "retry", prefix), prefix + "retry.", retry),
             breaker=_breaker(r, r.table(spec, "breaker", prefix), prefix + "breaker.", breaker),
+            flow=read_flow(r, spec, prefix),
         )
 
     http = read_http(r, r.table(data, "http"), home)
@@ -448,7 +438,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         edi=read_edi_settings(r, r.table(data, "edi")),
         retry=retry,
         breaker=breaker,
-        api=read_api(r, r.table(data, "api"), http),
+        api=read_api(r, r.table(data, "api"), http, targets),
     )
 
 
@@ -488,28 +478,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
         if not isinstance(value, str):
             r.problem(f"mappings.{key}", "must be the name of a mapping file in mappings/")
 
-    routes: list[Route] = []
-    raw_routes = data.get("routes", [])
-    if not isinstance(raw_routes, list):
-        r.problem("routes", "must be an array of tables ([[routes]])")
-        raw_routes = []
-    for index, route in enumerate(raw_routes):
-        prefix = f"routes[{index}]."
-        if not isinstance(route, dict):
-            r.problem(f"routes[{index}]", "must be a table")
-            continue
-        r.unknown(route, {"document", "targets"}, prefix)
-        document = route.get("document")
-        if document not in (*DOCUMENT_TYPES, "*"):
-            r.problem(prefix + "document", f"must be one of {', '.join(DOCUMENT_TYPES)} or '*', got {document!r}")
-        targets = route.get("targets")
-        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-            r.problem(prefix + "targets", "must be a non-empty list of target names")
-            continue
-        for t in targets:
-            if t not in settings.targets:
-                r.problem(prefix + "targets", f"no target {t!r} in gateway.toml [targets]")
-        routes.append(Route(document=str(document), targets=tuple(targets)))
+    routes = read_routes(r, data, set(settings.targets))
 
     as2 = read_partner_as2(r, r.table(data, "as2"), home, settings.delivery.lease_seconds,
                            settings.as2.mdn_timeout)
@@ -534,7 +503,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
         identifiers=identifiers,
         inbox=inbox_path,
         mappings=dict(mappings),
-        routes=tuple(routes),
+        routes=routes,
         as2=as2,
         sftp=sftp,
         sftp_remote=sftp_remote,

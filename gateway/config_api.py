@@ -22,12 +22,19 @@ class ApiSettings:
     tokens: tuple[str, ...] = field(default=(), repr=False)
     token_refs: tuple[str, ...] = ()
     max_documents: int = 500          # documents in one request (one interchange)
+    # Token reference -> the target its status callbacks go through ("*": every token without its own).
+    callbacks: dict[str, str] = field(default_factory=dict)
+    callback_seconds: float = 2.0     # how often settled statuses are looked for
+
+    def callback_target(self, caller: str) -> str | None:
+        """The target status callbacks for documents ``caller`` submits go through, if any."""
+        return self.callbacks.get(caller) or self.callbacks.get("*")
 
 
-def read_api(r: "_Reader", data: dict, http: HttpSettings) -> ApiSettings:
-    """gateway.toml [api]: ``enabled``, ``tokens`` (secret references), ``max_documents``."""
+def read_api(r: "_Reader", data: dict, http: HttpSettings, targets: dict) -> ApiSettings:
+    """gateway.toml [api]: ``enabled``, ``tokens`` (secret references), ``max_documents``, ``callbacks``."""
     p = "api."
-    r.unknown(data, {"enabled", "tokens", "max_documents"}, p)
+    r.unknown(data, {"enabled", "tokens", "max_documents", "callbacks", "callback_seconds"}, p)
     enabled = r.value(data, "enabled", bool, False, p)
     raw_tokens = r.value(data, "tokens", list, [], p)
     refs: list[str] = []
@@ -52,5 +59,14 @@ def read_api(r: "_Reader", data: dict, http: HttpSettings) -> ApiSettings:
         r.problem(p + "tokens", 'the API is enabled but has no tokens: add tokens = ["env:ERP_API_TOKEN"]')
     if enabled and not http.enabled:
         r.problem(p + "enabled", "the API is served on the [http] listener, which is disabled (http.enabled)")
+    callbacks: dict[str, str] = {}
+    for ref, target in r.table(data, "callbacks", p).items():
+        if ref != "*" and ref not in raw_tokens:
+            r.problem(f"{p}callbacks.{ref}", "names no token of api.tokens (use the reference as written, or \"*\")")
+        elif not isinstance(target, str) or target not in targets:
+            r.problem(f"{p}callbacks.{ref}", f"no target {target!r} in gateway.toml [targets]")
+        else:
+            callbacks[ref] = target
     return ApiSettings(enabled=enabled, tokens=tuple(values), token_refs=tuple(refs),
-                       max_documents=r.value(data, "max_documents", int, 500, p, minimum=1))
+                       max_documents=r.value(data, "max_documents", int, 500, p, minimum=1), callbacks=callbacks,
+                       callback_seconds=r.value(data, "callback_seconds", float, 2.0, p, minimum=0.1))

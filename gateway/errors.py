@@ -151,6 +151,10 @@ class StoreError(GatewayError):
     """The store cannot do what was asked."""
 
 
+class IdempotencyConflict(StoreError):
+    """An idempotency key already names a different submission (another channel or another request)."""
+
+
 class BlobError(StoreError):
     """A stored blob is missing or its bytes no longer match their content hash."""
 

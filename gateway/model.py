@@ -71,6 +71,7 @@ class Document:
     number: str = ""
     targets: list[str] = field(default_factory=list)
     body: bytes | None = None      # the envelope serialized once (store.document_json), when already done
+    sequence: dict[str, str] = field(default_factory=dict)   # target -> ordering key, for targets that ask
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import canonical, edi
 from .config import Deployment, Partner
+from .config_routes import sequence_key
 from .edi.acks import Checked, issue_from_error
 from .edi.acks_read import AckReport, read_ack
 from .edi.detect import detect
@@ -88,8 +89,11 @@ class _Run:
                  at: Message | None) -> Document:
         """The routed, schema-checked canonical document for one mapped message."""
         where = {"segment": at.segments[0].number, "tag": at.segments[0].tag} if at is not None else {}
-        targets = partner.targets_for(mapping.document)
+        targets = partner.targets_for(mapping.document, body)
         if not targets:
+            if any(route.document in (mapping.document, "*") for route in partner.routes):
+                raise RoutingError(f"no route in {partner.file} takes {mapping.document} {body.get('number') or ''}: "
+                                   f"the `when` conditions of its routes do not match and none is a fallback", **where)
             raise RoutingError(f"no route for {mapping.document} documents in {partner.file}", **where)
         key = idempotency_key(partner.id, self.raw_sha256, position)
         envelope = {
@@ -107,8 +111,11 @@ class _Run:
             # The mapping produced something the published schema refuses: a mapping bug, not the partner's.
             raise MappingError(f"mapping {mapping.name!r} produced an invalid {mapping.document}: {exc.problem}",
                                **where) from None
+        number = str(body.get("number") or "")
+        flows = {t: self.deployment.settings.targets[t].flow for t in targets if t in self.deployment.settings.targets}
+        sequence = {t: k for t, flow in flows.items() if (k := sequence_key(flow, partner.id, number)) is not None}
         return Document(type=mapping.document, partner=partner.id, idempotency_key=key, envelope=envelope,
-                        number=str(body.get("number") or ""), targets=list(targets))
+                        number=number, targets=list(targets), sequence=sequence)
 
 
 def process(raw: bytes, deployment: Deployment, *, partner_id: str | None, channel: str,

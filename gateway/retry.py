@@ -1,4 +1,4 @@
-"""Pure retry strategy and per-target circuit breaker: decisions only, no I/O, no clocks of their own."""
+"""Pure retry strategy, per-target circuit breaker and rate limit: decisions only, no I/O, no clocks of their own."""
 
 from __future__ import annotations
 
@@ -88,3 +88,40 @@ class CircuitBreaker:
             self.opened_at = now
         self.trial_in_flight = False
         return self.state
+
+
+@dataclass
+class RateLimit:
+    """A token bucket: ``rate`` deliveries per second on average, bursts of up to one second's worth.
+
+    A delivery takes a token when it starts; callers pass ``now`` (monotonic seconds).
+    """
+
+    rate: float
+    tokens: float = 0.0
+    at: float | None = None   # None: not used yet, the bucket starts full
+
+    @property
+    def capacity(self) -> float:
+        return max(1.0, self.rate)
+
+    def available(self, now: float) -> int:
+        """Deliveries that may start now."""
+        self._refill(now)
+        return int(self.tokens)
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self.tokens -= 1.0
+
+    def wait(self, now: float) -> float:
+        """Seconds until the next delivery may start (0 when one may start now)."""
+        self._refill(now)
+        return max(0.0, (1.0 - self.tokens) / self.rate)
+
+    def _refill(self, now: float) -> None:
+        if self.at is None:
+            self.tokens, self.at = self.capacity, now
+            return
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now

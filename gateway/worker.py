@@ -12,7 +12,7 @@ import structlog
 from .config import Target
 from .errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from .model import DeliveryJob
-from .retry import BreakerState, CircuitBreaker
+from .retry import BreakerState, CircuitBreaker, RateLimit
 
 log = structlog.get_logger("gateway.worker")
 
@@ -23,7 +23,9 @@ StoreCall = Callable[..., Awaitable[Any]]
 class DeliveryWorker:
     """Keeps up to ``workers`` deliveries in flight, at most ``per_target`` for any one target.
 
-    Fairness: a target that is slow fills only its own ``per_target`` slots and a target whose
+    A target's ``concurrency`` replaces ``per_target`` for it and its ``rate_limit`` paces the
+    starts on this node (a token bucket). Fairness: a target that is slow fills only its own
+    slots and a target whose
     breaker is open is not claimed at all, so one failing partner or system never starves the
     others. Claims carry a lease; a delivery whose worker died is claimed again once its lease
     has expired (the store enforces it), which is why every send carries the idempotency key.
@@ -42,6 +44,8 @@ class DeliveryWorker:
         self.poll_seconds = poll_seconds
         self.breakers = {name: CircuitBreaker(t.breaker.failure_threshold, t.breaker.reset_seconds)
                          for name, t in targets.items()}
+        self.caps = {name: t.flow.concurrency or per_target for name, t in targets.items()}
+        self.rates = {name: RateLimit(t.flow.rate) for name, t in targets.items() if t.flow.rate}
         self.in_flight: Counter[str] = Counter()
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
@@ -69,7 +73,9 @@ class DeliveryWorker:
 
     def _unavailable(self, now: float) -> set[str]:
         """Targets that must not be claimed right now: full, breaker open, or unknown here."""
-        blocked = {t for t, n in self.in_flight.items() if n >= self.per_target}
+        blocked = {t for t, n in self.in_flight.items() if n >= self.caps.get(t, self.per_target)}
+        clock = time.monotonic()
+        blocked.update(name for name, rate in self.rates.items() if rate.available(clock) < 1)
         for name, breaker in self.breakers.items():
             if not breaker.allows(now):
                 blocked.add(name)
@@ -94,16 +100,22 @@ class DeliveryWorker:
             if claimed and len(claimed) == free:
                 continue  # more may be due right away
             self._wake.clear()
+            clock = time.monotonic()
+            # A rate-limited target gets its next token before the next poll: look again then.
+            pause = min([self.poll_seconds, *(r.wait(clock) or self.poll_seconds for r in self.rates.values())])
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=pause)
             except asyncio.TimeoutError:
                 pass
 
     def _allowance(self, now: float) -> dict[str, int]:
         """How many more deliveries each target may take in this claim."""
         allowance = {}
+        clock = time.monotonic()
         for name, breaker in self.breakers.items():
-            room = self.per_target - self.in_flight[name]
+            room = self.caps.get(name, self.per_target) - self.in_flight[name]
+            if name in self.rates:
+                room = min(room, self.rates[name].available(clock))
             if breaker.state is BreakerState.HALF_OPEN:
                 room = min(room, 1)   # a single trial decides whether the target is back
             allowance[name] = max(0, room)
@@ -111,6 +123,8 @@ class DeliveryWorker:
 
     def _launch(self, delivery: Any) -> None:
         self.in_flight[delivery.target] += 1
+        if delivery.target in self.rates:
+            self.rates[delivery.target].take(time.monotonic())
         breaker = self.breakers.get(delivery.target)
         if breaker:
             breaker.started()

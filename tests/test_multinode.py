@@ -39,6 +39,12 @@ def pg_counts(url: str, sql: str) -> dict[str, int]:
         return {key: n for key, n in conn.execute(sql).fetchall()}
 
 
+def schedule_holders(url: str) -> set[str]:
+    """Nodes holding an unexpired schedule lease now (never more than one)."""
+    return set(pg_counts(url, "SELECT owner, 1 FROM schedule_leases WHERE name = 'schedules' "
+                              "AND expires_at > extract(epoch FROM now())"))
+
+
 @pytest.fixture
 def target():
     t = RecordingTarget()
@@ -73,6 +79,7 @@ def test_three_nodes_2000_documents_kill_9_one_the_others_finish_exactly_once_by
     # files still in it would wait for that node) but is still working through them.
     wait_for(lambda: len(target.received) >= TOTAL // 4 and not any(inbox(victim).iterdir()), 90,
              "a quarter delivered and the victim's inbox drained")
+    assert schedule_holders(pg_url) == {"node-0"}, "the first node started should run the schedules"
     victim.kill()
     killed_at = len(target.received)
     assert killed_at < TOTAL, "the kill came too late to test anything"
@@ -107,6 +114,11 @@ def test_three_nodes_2000_documents_kill_9_one_the_others_finish_exactly_once_by
     assert pg_counts(pg_url, "SELECT status, count(*) FROM messages GROUP BY status") == {"processed": TOTAL}
     assert all(not any(inbox(gw).iterdir()) for gw in nodes)
     assert all(gw.proc.poll() is None for gw in survivors)
+
+    # The schedules (SFTP polls, async MDNs, sweeps, callbacks) moved to exactly one survivor.
+    wait_for(lambda: schedule_holders(pg_url) in ({"node-1"}, {"node-2"}), 45, "a survivor to take the schedules")
+    taken = [gw for gw in survivors if "running the deployment's schedules on this node" in gw.log()]
+    assert len(taken) == 1, [gw.home.name for gw in taken]
 
 
 def test_a_node_starting_beside_a_busy_node_does_not_reprocess_its_messages(target, nodes, pg_url):

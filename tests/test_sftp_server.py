@@ -249,7 +249,8 @@ async def test_partner_cannot_reach_outside_its_home(tmp_path, lite_store):
                 ("write via a dir link", lambda: sftp.open("/outbox/dir-link/evil.edi", "wb")),
                 ("write to the outbox", lambda: sftp.open("/outbox/evil.edi", "wb")),
                 ("write at the root", lambda: sftp.open("/evil.edi", "wb")),
-                ("write a hidden name", lambda: sftp.open("/inbox/.evil", "wb")),
+                ("write a hidden name in the outbox", lambda: sftp.open("/outbox/.evil", "wb")),
+                ("read a hidden name", lambda: sftp.open("/outbox/.staged", "rb")),
                 ("append", lambda: sftp.open("/inbox/mine.edi", "ab")),
                 ("rename into BETA", lambda: sftp.rename("inbox/mine.edi", "../BETA/inbox/mine.edi")),
                 ("rename out of BETA", lambda: sftp.rename("../BETA/inbox/theirs.edi", "inbox/theirs.edi")),
@@ -299,6 +300,48 @@ async def test_partner_may_rename_and_remove_its_own_files(tmp_path, lite_store)
                 await sftp.open("outbox/.staged.tmp", "rb")
         assert sorted(p.name for p in (gw.home("ACME") / "inbox").iterdir()) == ["b.edi"]
         assert len(messages(gw)) == 1
+
+
+async def test_staged_uploads_are_stored_under_their_real_name_only_when_renamed(tmp_path, lite_store):
+    async with await start(tmp_path, lite_store) as gw:
+        inbox = gw.home("ACME") / "inbox"
+        async with gw.sftp("ACME") as sftp:
+            for staged, final in ((".a.edi.3f2a.part", "a.edi"), ("b.edi.filepart", "b.edi"), ("c.x12.tmp", "c.x12")):
+                async with sftp.open(f"inbox/{staged}", "wb") as handle:
+                    await handle.write(EDI)
+                assert messages(gw) == [] or all(m.filename != final for m in messages(gw))
+                assert (await sftp.stat(f"inbox/{staged}")).size == len(EDI)   # clients check their upload
+                await sftp.rename(f"inbox/{staged}", f"inbox/{final}")
+            # Never renamed: never stored; hidden names are not listed.
+            async with sftp.open("inbox/.abandoned.part", "wb") as handle:
+                await handle.write(EDI)
+            assert sorted(await sftp.listdir("inbox")) == [".", "..", "a.edi", "b.edi", "c.x12"]
+            await sftp.remove("inbox/.abandoned.part")
+            # A staged name renamed to another staged name is still not stored.
+            async with sftp.open("inbox/d.part", "wb") as handle:
+                await handle.write(EDI)
+            await sftp.rename("inbox/d.part", "inbox/.d.tmp")
+        assert sorted(m.filename for m in messages(gw)) == ["a.edi", "b.edi", "c.x12"]
+        assert sorted(p.name for p in inbox.iterdir()) == [".d.tmp", "a.edi", "b.edi", "c.x12"]
+
+
+async def test_a_staged_upload_the_store_refuses_fails_the_rename_and_stays_staged(tmp_path):
+    database = tmp_path / "gw.sqlite"
+    with Store.open(f"sqlite:///{database}", tmp_path / "blobs") as store:
+        async with await start(tmp_path, store) as gw:
+            async with gw.sftp("ACME") as sftp:
+                async with sftp.open("inbox/.e.edi.part", "wb") as handle:
+                    await handle.write(EDI)
+                with sqlite3.connect(database) as db:            # a real failure of the store's write
+                    db.execute("ALTER TABLE messages RENAME TO messages_away")
+                with pytest.raises(asyncssh.SFTPFailure, match="was not stored.*upload it again"):
+                    await sftp.rename("inbox/.e.edi.part", "inbox/e.edi")
+                with sqlite3.connect(database) as db:
+                    db.execute("ALTER TABLE messages_away RENAME TO messages")
+                assert sorted(p.name for p in (gw.home("ACME") / "inbox").iterdir()) == [".e.edi.part"]
+                await sftp.rename("inbox/.e.edi.part", "inbox/e.edi")   # the client's retry
+            [message] = messages(gw)
+            assert message.filename == "e.edi" and gw.store.raw(message.id) == EDI
 
 
 # ----------------------------------------------------------------------------- downloads

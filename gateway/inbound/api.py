@@ -31,19 +31,18 @@ import structlog
 from aiohttp import web
 
 from .. import canonical
+from ..callbacks import document_status
 from ..compose import compose_documents
 from ..config import Deployment
 from ..edi.serialize import render
-from ..errors import GatewayError, StoreError, ValidationError
-from ..model import Channel, DeliveryStatus
-from ..store.base import iso
-from ..store.edi import ACK_OUTCOMES
+from ..store.submissions import Submission
+from ..errors import GatewayError, IdempotencyConflict, StoreError, ValidationError
+from ..model import Channel
 
 log = structlog.get_logger("gateway.api")
 
 PREFIX = "/api/v1"
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "openapi.json"
-STATES = ("queued", "sent", "dead", "mdn", "acknowledged")
 _REQUEST_KEYS = ("partner", "type", "document", "documents")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}\Z")     # printable ASCII, no spaces
 _MESSAGE_ID = re.compile(r"msg_[0-9a-f]{20}\Z")
@@ -136,6 +135,8 @@ class DocumentApi:
             raise ApiError(422, [f"partner: {partner_id} has no outbound channel (set [as2] url, [sftp_remote] "
                                  f"upload_dir or an [sftp] account in {partner.file})"])
         at = time.time()
+        request_sha256 = hashlib.sha256(json.dumps([partner_id, document_type, bodies], sort_keys=True,
+                                                   separators=(",", ":")).encode()).hexdigest()
         # Schema checks (~30 ms for a large invalid document) and mapping are CPU work: off the loop.
         composed = await asyncio.to_thread(self._compose, partner, document_type, bodies, at)
         store_key = None
@@ -149,16 +150,22 @@ class DocumentApi:
                 build=lambda next_number: render(composed.envelope, composed.messages, next_number),
                 filename=filename, document_type=document_type, idempotency_key=store_key, channel=Channel.API,
                 standard=composed.standard, expect_ack_within=self.deployment.expect_ack_seconds(partner),
+                submission=Submission(caller, request_sha256, self.deployment.settings.api.callback_target(caller)),
                 now=at, durable=True)
+        except IdempotencyConflict:   # the key was used when the partner's channel was another
+            raise ApiError(409, [f"Idempotency-Key: {key!r} was used for {partner.id} when it was reached "
+                                 f"through another channel than {target}; use a new key"]) from None
         except StoreError as exc:
-            if "idempotency key" in str(exc):   # the key was used when the partner's channel was another
-                raise ApiError(409, [f"Idempotency-Key: {key!r} was used for {partner.id} when it was reached "
-                                     f"through another channel than {target}; use a new key"]) from None
             log.error("api submit failed", partner=partner.id, error=str(exc))
             raise ApiError(503, [f"the store cannot queue the document now: {exc}"]) from None
         except GatewayError as exc:   # render: a value the partner's format cannot carry
             raise ApiError(422, [str(exc)]) from None
         first = message.received_at == at   # a repeated key returns the first submission, made earlier
+        if not first:
+            earlier = await asyncio.to_thread(self.store.submission, message.id)
+            if earlier is not None and earlier.request_sha256 != request_sha256:
+                raise ApiError(422, [f"Idempotency-Key: {key!r} was used for another request (message "
+                                     f"{message.id}); a repeat must send the same partner, type and documents"])
         if first and self.on_queued is not None:
             self.on_queued()
         log.info("api document queued" if first else "api document repeated", caller=caller, partner=partner.id,
@@ -212,7 +219,8 @@ class DocumentApi:
         try:
             caller = self._caller(request)
             message_id = request.match_info["id"]
-            found = await asyncio.to_thread(self._status, message_id) if _MESSAGE_ID.match(message_id) else None
+            found = (await asyncio.to_thread(document_status, self.store, message_id)
+                     if _MESSAGE_ID.match(message_id) else None)
             if found is None:
                 raise ApiError(404, [f"id: no document sent through the API or `gateway send` has id {message_id!r}"])
         except ApiError as exc:
@@ -221,70 +229,6 @@ class DocumentApi:
             log.error("api status failed", error=str(exc), caller=caller)
             return ApiError(503, [f"the store cannot answer now: {exc}"]).response()
         return web.json_response(found)
-
-    def _status(self, message_id: str) -> dict[str, Any] | None:
-        """The status document of an outbound API/CLI message, or None when there is no such message."""
-        try:
-            record = self.store.message(message_id)
-        except StoreError as exc:
-            if "unknown message" in str(exc):
-                return None
-            raise
-        if record.channel not in (Channel.API.value, Channel.CLI.value) or not record.source_ref.startswith("out:"):
-            return None
-        documents = self.store.documents_of(message_id)
-        # Acknowledgments we send are queued the same way (channel api): only canonical documents count.
-        if not documents or documents[0].type not in canonical.DOCUMENT_TYPES:
-            return None
-        found = self.store.deliveries(message_id=message_id, limit=1)
-        delivery = found[0] if found else None
-        acks = self.store.acks_of(message_id)
-        head = next((a for a in acks if a.level == "interchange"), None)
-        mdns = [r for r in self.store.receipts_of(message_id) if r.direction == "received"]
-        mdn = mdns[-1] if mdns else None
-        if head is not None and head.status in ACK_OUTCOMES:
-            state = "acknowledged"
-        elif delivery is not None and delivery.status is DeliveryStatus.DEAD:
-            state = "dead"
-        elif mdn is not None and mdn.positive:
-            state = "mdn"
-        elif delivery is not None and delivery.status is DeliveryStatus.DELIVERED:
-            state = "sent"
-        else:
-            state = "queued"
-        return {
-            "id": record.id,
-            "partner": record.partner,
-            "type": documents[0].type,
-            "status": state,
-            "interchange": record.interchange,
-            "standard": record.standard,
-            "channel": record.channel,
-            "created_at": iso(record.received_at),
-            "delivery": None if delivery is None else {
-                "id": delivery.id,
-                "target": delivery.target,
-                "status": delivery.status.value,
-                "attempts": delivery.attempts,
-                "last_error": delivery.last_error,
-                "last_http_status": delivery.last_http_status,
-                "next_attempt_at": (iso(delivery.next_attempt_at)
-                                    if delivery.status in (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING) else None),
-                "delivered_at": iso(delivery.delivered_at) if delivery.delivered_at else None,
-            },
-            "mdn": None if mdn is None else {
-                "disposition": mdn.disposition, "positive": mdn.positive, "mic_ok": mdn.mic_ok,
-                "at": iso(mdn.created_at),
-            },
-            "acknowledgment": None if head is None else {
-                "status": head.status,
-                "detail": head.detail,
-                "due_at": iso(head.due_at),
-                "at": iso(head.acked_at) if head.acked_at else None,
-                "messages": [{"reference": a.message_ref, "group": a.group_ref or None, "status": a.status,
-                              "detail": a.detail} for a in acks if a.level == "message"],
-            },
-        }
 
     # ------------------------------------------------------------------ description
 

@@ -138,7 +138,8 @@ class As2Receiver:
 
     def __init__(self, deployment: Deployment, store: Store, write: Write, *, on_message: OnMessage,
                  on_mdn: OnMdn | None = None, mdn_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
-                 mdn_poll_seconds: float = 5.0, send_mdns: bool = True) -> None:
+                 mdn_poll_seconds: float = 5.0, send_mdns: bool = True,
+                 may_send_mdns: Callable[[], bool] = lambda: True) -> None:
         self.deployment = deployment
         self.settings = deployment.settings
         self.store = store
@@ -148,7 +149,7 @@ class As2Receiver:
         self.tmp_dir = self.settings.home / "var" / "tmp"
         self.send_mdns = send_mdns
         self.sender = AsyncMdnSender(deployment, store, write, retry_delays=mdn_retry_delays,
-                                     poll_seconds=mdn_poll_seconds)
+                                     poll_seconds=mdn_poll_seconds, may_run=may_send_mdns)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/as2", self._post), web.get("/as2", self._info)]

@@ -130,8 +130,9 @@ class AsyncMdnSender:
 
     def __init__(self, deployment: Deployment, store: Store, write: Write, *,
                  retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS, poll_seconds: float = 5.0,
-                 batch: int = 50) -> None:
+                 batch: int = 50, may_run: Callable[[], bool] = lambda: True) -> None:
         self.deployment = deployment
+        self.may_run = may_run      # False while another node runs the deployment's schedules
         self.store = store
         self.write = write
         self.retry_delays = tuple(retry_delays)
@@ -164,7 +165,8 @@ class AsyncMdnSender:
             self._wake.clear()
             due: list[ReceiptRecord] = []
             try:
-                due = await asyncio.to_thread(self.store.due_async_mdns, limit=self.batch)
+                if self.may_run():
+                    due = await asyncio.to_thread(self.store.due_async_mdns, limit=self.batch)
                 outcomes = await asyncio.gather(*(self._send(receipt) for receipt in due), return_exceptions=True)
                 failed = [o for o in outcomes if isinstance(o, BaseException)]
                 if failed:

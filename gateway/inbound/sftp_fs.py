@@ -4,12 +4,15 @@ Client paths are resolved lexically against the partner's home (``..`` stops at 
 most ``/<area>/<name>``, and may not pass through a symlink (checked with ``realpath``; files are
 then opened with O_NOFOLLOW), so nothing -- not even a link an operator left behind -- leads
 out of the home. Links, directories and attribute changes are refused. Names starting with
-"." are reserved: never listed, never opened, so whoever fills ``outbox/`` can stage
-``.name.tmp`` and rename it.
+"." are reserved: never listed, never opened for reading, so whoever fills ``outbox/`` can
+stage ``.name.tmp`` and rename it.
 
 An upload is written to a temp file outside every home and becomes ``inbox/<name>`` only when
 the client closes it: :attr:`Jail.commit` stores the bytes first, and if that fails the close
-fails and nothing appears. asyncssh also closes the handles of a session that is torn down
+fails and nothing appears. A *staged* upload -- a hidden name or a temp suffix (``.part``,
+``.filepart``, ``.tmp``: what WinSCP, our own sftp connector and many scripts write before
+renaming) -- is not stored on close; it is the rename to its real name that stores it, under
+that name, before the rename is answered. asyncssh also closes the handles of a session that is torn down
 (client killed, network cut); such a close finds the channel already closing and discards
 the temp file. A download read to the end and closed is reported to :attr:`Jail.downloaded`;
 an outbox file is then kept, deleted or archived as the partner's ``after_download`` says.
@@ -41,6 +44,12 @@ AREAS = ("inbox", "outbox")
 TEMP_SUFFIX = ".part"
 _MAX_NAME_BYTES = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_STAGING = re.compile(r"^\.|\.(part|filepart|tmp)$", re.IGNORECASE)   # see the module docstring
+
+
+def staging_name(name: str) -> bool:
+    """Is ``name`` a client's staging name (stored only once renamed to its real name)?"""
+    return bool(_STAGING.search(name))
 
 
 MAX_OPEN_UPLOADS = 16   # per session: a partner cannot pile up descriptors and temp files
@@ -68,6 +77,7 @@ class _Upload(io.FileIO):
         super().__init__(temp, "xb", opener=lambda path, _: os.open(path, flags, 0o600))
         self.temp = temp
         self.name = name
+        self.staged = staging_name(name)   # stored when renamed to its real name, not on close
         self.size = 0
         self.refused = ""          # why the upload can no longer succeed (e.g. too large)
 
@@ -104,8 +114,11 @@ class JailedSftp(asyncssh.SFTPServer):
 
     # ------------------------------------------------------------------ paths
 
-    def _parts(self, path: bytes) -> tuple[str, ...]:
-        """The client path as components under the home; ``..`` never climbs above ``/``."""
+    def _parts(self, path: bytes, *, staging: bool = False) -> tuple[str, ...]:
+        """The client path as components under the home; ``..`` never climbs above ``/``.
+
+        ``staging``: a hidden name may be given (an upload staged in /inbox, see the module docstring).
+        """
         self.jail.touch()
         try:
             text = path.decode("utf-8")
@@ -119,7 +132,7 @@ class JailedSftp(asyncssh.SFTPServer):
                 if parts:
                     parts.pop()
                 continue
-            if part.startswith("."):
+            if part.startswith(".") and not (staging and parts == ["inbox"]):
                 raise SFTPPermissionDenied(f"{_shown(text)}: names starting with '.' are reserved")
             if _CONTROL.search(part) or len(part.encode()) > _MAX_NAME_BYTES:
                 raise asyncssh.SFTPInvalidFilename(f"{_shown(text)}: not a valid file name")
@@ -128,17 +141,17 @@ class JailedSftp(asyncssh.SFTPServer):
             raise SFTPNoSuchFile(f"no such file: {_shown(text)} (only /inbox and /outbox exist)")
         return tuple(parts)
 
-    def _resolve(self, path: bytes) -> tuple[tuple[str, ...], str]:
+    def _resolve(self, path: bytes, *, staging: bool = False) -> tuple[tuple[str, ...], str]:
         """Components and local path; a path through any symlink does not exist for the partner."""
-        parts = self._parts(path)
+        parts = self._parts(path, staging=staging)
         local = os.path.join(self._home, *parts)
         if os.path.realpath(local) != local:
             raise SFTPNoSuchFile(f"no such file: {_virtual(parts)}")
         return parts, local
 
-    def _file(self, path: bytes, doing: str) -> tuple[str, str, str]:
+    def _file(self, path: bytes, doing: str, *, staging: bool = False) -> tuple[str, str, str]:
         """``(area, name, local path)`` of a file path: only ``/inbox/<name>`` and ``/outbox/<name>`` qualify."""
-        parts, local = self._resolve(path)
+        parts, local = self._resolve(path, staging=staging)
         if len(parts) != 2:
             raise SFTPPermissionDenied(f"cannot {doing} {_virtual(parts)}: only files in /inbox and /outbox")
         return parts[0], parts[1], local
@@ -149,7 +162,7 @@ class JailedSftp(asyncssh.SFTPServer):
     # ------------------------------------------------------------------ reading the tree
 
     def lstat(self, path: bytes) -> os.stat_result:
-        parts, local = self._resolve(path)
+        parts, local = self._resolve(path, staging=True)
         st = os.lstat(local)
         kind_ok = stat.S_ISDIR(st.st_mode) if len(parts) < 2 else stat.S_ISREG(st.st_mode)
         if not kind_ok:
@@ -194,7 +207,7 @@ class JailedSftp(asyncssh.SFTPServer):
         return _Download(local, area, name)
 
     def _begin_upload(self, path: bytes, pflags: int) -> _Upload:
-        area, name, local = self._file(path, "upload")
+        area, name, local = self._file(path, "upload", staging=True)
         shown = f"/{area}/{name}"
         if area != "inbox":
             raise SFTPPermissionDenied(f"cannot write {shown}: /{area} is read-only, upload to /inbox")
@@ -262,6 +275,9 @@ class JailedSftp(asyncssh.SFTPServer):
                 return
             if upload.refused:
                 raise SFTPFailure(upload.refused)
+            if upload.staged:   # complete, but stored only when renamed to its real name
+                await asyncio.to_thread(os.replace, upload.temp, self.jail.home / "inbox" / upload.name)
+                return
             await self.jail.commit(upload.name, upload.temp)
             # Committed: only now does the file appear under its name. Past this point the bytes
             # are stored and will be processed, so a failed rename is logged, not reported.
@@ -302,27 +318,42 @@ class JailedSftp(asyncssh.SFTPServer):
     # ------------------------------------------------------------------ changing the tree
 
     def remove(self, path: bytes) -> None:
-        area, name, local = self._file(path, "remove")
+        area, name, local = self._file(path, "remove", staging=True)
         if not stat.S_ISREG(os.lstat(local).st_mode):
             raise SFTPNoSuchFile(f"no such file: /{area}/{name}")
         os.unlink(local)
 
-    def rename(self, oldpath: bytes, newpath: bytes) -> None:
-        self._rename(oldpath, newpath, replace=False)
+    def rename(self, oldpath: bytes, newpath: bytes) -> Awaitable[None] | None:
+        return self._rename(oldpath, newpath, replace=False)
 
-    def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        self._rename(oldpath, newpath, replace=True)
+    def posix_rename(self, oldpath: bytes, newpath: bytes) -> Awaitable[None] | None:
+        return self._rename(oldpath, newpath, replace=True)
 
-    def _rename(self, oldpath: bytes, newpath: bytes, *, replace: bool) -> None:
-        area, name, local = self._file(oldpath, "rename")
-        new_area, new_name, new_local = self._file(newpath, "rename to")
+    def _rename(self, oldpath: bytes, newpath: bytes, *, replace: bool) -> Awaitable[None] | None:
+        area, name, local = self._file(oldpath, "rename", staging=True)
+        new_area, new_name, new_local = self._file(newpath, "rename to", staging=True)
         if new_area != area:
             raise SFTPPermissionDenied(f"cannot move /{area}/{name} to /{new_area}: files stay in their folder")
         if not stat.S_ISREG(os.lstat(local).st_mode):
             raise SFTPNoSuchFile(f"no such file: /{area}/{name}")
         if not replace and os.path.lexists(new_local):
             raise SFTPFileAlreadyExists(f"/{new_area}/{new_name} already exists")
+        if area == "inbox" and staging_name(name) and not staging_name(new_name):
+            return self._store_staged(name, local, new_name, new_local)
         os.replace(local, new_local)
+        return None
+
+    async def _store_staged(self, name: str, local: str, new_name: str, new_local: str) -> None:
+        """A staged upload renamed to its real name: store it under that name, then rename (answered after)."""
+        size = os.lstat(local).st_size
+        if size > self.jail.max_file_bytes:
+            raise SFTPQuotaExceeded(f"/inbox/{name}: larger than the {self.jail.max_file_bytes} bytes "
+                                    "this server accepts; upload refused")
+        await self.jail.commit(new_name, Path(local))
+        try:
+            await asyncio.to_thread(os.replace, local, new_local)
+        except OSError as exc:   # stored: it will be processed; the name is only cosmetic now
+            log.warning("stored upload not renamed", partner=self.jail.partner, file=new_name, error=exc.strerror)
 
     def _refuse(self, *args: object) -> None:
         self.jail.touch()

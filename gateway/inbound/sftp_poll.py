@@ -44,7 +44,8 @@ class SftpPoller:
     """Fetches files from partners' SFTP servers into the store (channel ``poll``)."""
 
     def __init__(self, deployment: Any, store: Any, write: Callable[..., Any], *,
-                 on_message: Callable[[str], None]) -> None:
+                 on_message: Callable[[str], None], may_run: Callable[[], bool] = lambda: True) -> None:
+        self.may_run = may_run          # False while another node runs the deployment's schedules
         self.partners = [p for p in deployment.partners.values()
                          if p.enabled and p.sftp_remote is not None and p.sftp_remote.poll_dir]
         self.store = store
@@ -73,7 +74,8 @@ class SftpPoller:
     async def _run(self, partner: Any) -> None:
         while True:
             try:
-                await self.poll_once(partner)
+                if self.may_run():
+                    await self.poll_once(partner)
             except Exception as exc:   # a bug or a store outage: report it and poll again later
                 log.exception("SFTP poll failed unexpectedly", partner=partner.id)
                 self._failing.add(partner.id)

@@ -145,13 +145,14 @@ class As2Connector:
             out = await asyncio.to_thread(self._build, job)
         except As2Error as exc:   # settings the AS2 core refuses (e.g. a non-RSA certificate to encrypt to)
             raise PermanentDeliveryError(f"cannot build the AS2 message for {pid}: {exc}") from None
-        if known is not None and is_positive(known.disposition) and self._mic_ok(known.mic_ok, known.mic, out):
+        # An earlier attempt's MDN settles this one only if its MIC is this content's (not its own check's verdict).
+        if known is not None and is_positive(known.disposition) and self._mic_ok(None, known.mic, out):
             # The MDN of an earlier attempt arrived after it gave up (or on another node).
             bound.info("already acknowledged by an earlier MDN; not sent again", disposition=known.disposition)
             return None
         if self.as2.mdn == "async":
-            self.book.expect(pid, message_id, mic=out.mic, mic_algorithm=out.mic_algorithm,
-                             delivery_id=job.delivery_id)
+            await self.book.expect(pid, message_id, mic=out.mic, mic_algorithm=out.mic_algorithm,
+                                   delivery_id=job.delivery_id)
         try:
             status, content_type, body = await self._post(self._headers(message_id, out), out.body)
             if self.as2.mdn == "sync":

@@ -83,11 +83,16 @@ class ReceiptBook:
 
     # ------------------------------------------------------------------ senders' side
 
-    def expect(self, partner_id: str, as2_message_id: str, *, mic: str, mic_algorithm: str,
-               delivery_id: str | None) -> None:
-        """Register a send before it is POSTed: a fast partner's MDN may arrive before the HTTP answer."""
+    async def expect(self, partner_id: str, as2_message_id: str, *, mic: str, mic_algorithm: str,
+                     delivery_id: str | None) -> None:
+        """Register a send before it is POSTed: a fast partner's MDN may arrive before the HTTP answer.
+
+        The MIC is also stored, so another node receiving the async MDN can check it.
+        """
         self._expected[(partner_id, as2_message_id)] = _Expected(
             mic, mic_algorithm, delivery_id, asyncio.get_running_loop().create_future())
+        await self.write(self.store.remember_sent_mic, partner_id, as2_message_id, mic=mic,
+                         mic_algorithm=mic_algorithm, delivery_id=delivery_id)
 
     def forget(self, partner_id: str, as2_message_id: str) -> None:
         """The send gave up (or finished): a later MDN for it is stored without a waiter."""
@@ -159,12 +164,16 @@ class ReceiptBook:
         if expected is None and not self._ours(message_id):
             return await self._refuse(partner.id, 404, f"{message_id} is not a message we sent to {partner.id}")
         mic_ok = None
+        delivery_id = expected.delivery_id if expected is not None else None
         if expected is not None and expected.mic is not None and expected.mic_algorithm is not None:
             mic_ok = mdn.mic_matches(expected.mic, expected.mic_algorithm)
-        # Without a waiter here (it timed out, or another node sent it) the MIC is checked
-        # by the send that picks the stored receipt up.
+        else:   # sent by another node (or before a restart): the MIC it stored
+            sent = await asyncio.to_thread(self.store.sent_mic, partner.id, message_id)
+            if sent is not None:
+                mic_ok = mdn.mic_matches(sent[0], sent[1])
+                delivery_id = sent[2]
         record = await self.record(partner.id, message_id, mdn, mode="async", content_type=content_type, body=body,
-                                   mic_ok=mic_ok, delivery_id=expected.delivery_id if expected else None)
+                                   mic_ok=mic_ok, delivery_id=delivery_id)
         if expected is not None and not expected.future.done():
             expected.future.set_result(record)
         log.info("async MDN received", partner=partner.id, as2_message_id=message_id,

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from gateway.errors import StoreError
+from gateway.errors import IdempotencyConflict, StoreError
 from gateway.model import Channel, DeliveryStatus, MessageStatus
 from gateway.store.base import StoreBase, event_row, iso, new_id, now_or
 from gateway.store.messages import _SELECT_MESSAGE, UPSERT_SEEN
 from gateway.store.records import MessageRecord, message_record
+from gateway.store.submissions import Submission, insert_submission
 from gateway.store.tables import (
     CONTROL_LEVELS,
     ack_expectations,
@@ -257,6 +258,7 @@ class EdiMixin(StoreBase):
         expect_ack_within: float | None = None,
         related: Iterable[str] = (),
         standard: str = "",
+        submission: Submission | None = None,
         now: float | None = None,
     ) -> tuple[MessageRecord, str]:
         """Number, store and queue an outbound interchange in one transaction; ``(message, delivery_id)``.
@@ -268,6 +270,7 @@ class EdiMixin(StoreBase):
         (no new numbers). ``expect_ack_within`` (seconds): expect an acknowledgment for the
         interchange and each message by then (see ``overdue_acks``). ``related``: ids of the
         inbound messages this one answers (an acknowledgment); each gets an "ack-sent" event.
+        ``submission``: the API request it came from, recorded with it (gateway/store/submissions.py).
         """
         at = now_or(now)
         _maximum(format)
@@ -284,8 +287,8 @@ class EdiMixin(StoreBase):
                 found = conn.execute(_SUBMITTED, {"key": key, "target": target}).first()
                 if found is not None:
                     if found[1] is None:
-                        raise StoreError(f"idempotency key {idempotency_key!r} was used for another target than "
-                                         f"{target!r} (message {found[0]})", partner=partner)
+                        raise IdempotencyConflict(f"idempotency key {idempotency_key!r} was used for another target "
+                                                  f"than {target!r} (message {found[0]})", partner=partner)
                     self._insert_events(conn, event_row(
                         "submitted", "duplicate", at, found[0], None, found[1], partner,
                         detail=f"{filename}: already queued (idempotency key {idempotency_key})"))
@@ -316,6 +319,8 @@ class EdiMixin(StoreBase):
                 "number": filename, "position": 0, "idempotency_key": key or f"interchange:{message_id}",
                 "blob_sha256": sha, "created_at": at, "updated_at": at,
             })
+            if submission is not None:
+                insert_submission(conn, message_id, submission, at)
             conn.execute(deliveries.insert(), {
                 "id": delivery_id, "document_id": document_id, "partner": partner, "target": target,
                 "status": DeliveryStatus.QUEUED.value, "attempts": 0, "next_attempt_at": at, "lease_owner": None,

@@ -152,7 +152,8 @@ _UPSERT_DOCUMENT = _upserts(documents, ("idempotency_key",), ("blob_sha256", "nu
 # A replay re-queues: every column listed is reset to the value of the row proposed here.
 _UPSERT_DELIVERY = _upserts(
     deliveries, ("document_id", "target"),
-    ("status", "next_attempt_at", "lease_owner", "lease_expires_at", "delivered_at", "updated_at"), "id")
+    ("status", "next_attempt_at", "lease_owner", "lease_expires_at", "delivered_at", "sequence_key", "updated_at"),
+    "id")
 
 
 def _upsert_seen() -> dict[str, sa.Insert]:
@@ -348,6 +349,7 @@ class MessagesMixin(StoreBase):
                         "id": proposed, "document_id": doc_id, "partner": doc.partner, "target": target,
                         "status": _QUEUED, "attempts": 0, "next_attempt_at": at, "lease_owner": None,
                         "lease_expires_at": None, "delivered_at": None, "created_at": at, "updated_at": at,
+                        "sequence_key": doc.sequence.get(target),
                     }).scalar_one()
                     queued.append(delivery_id)
                     logged.append(event_row("queued", "ok" if delivery_id == proposed else "requeued", at,

@@ -42,8 +42,20 @@ def _detail(target: str, attempt: int, http_status: int | None, error: str | Non
 # Bind parameter names never equal a deliveries column: an UPDATE would take those as SET values.
 
 
+_EARLIER = deliveries.alias("earlier")
+# An ordered delivery waits while an earlier one (smaller id: ids sort by creation time) with the
+# same target and sequence key is still queued or retrying; dead ones do not hold the line.
+_IN_TURN = sa.or_(
+    deliveries.c.sequence_key.is_(None),
+    ~sa.exists().where(_EARLIER.c.target == deliveries.c.target)
+    .where(_EARLIER.c.sequence_key == deliveries.c.sequence_key)
+    .where(_EARLIER.c.id < deliveries.c.id)
+    .where(constant_in(_EARLIER.c.status, _DUE_STATUSES)),
+)
+
+
 def _due_query(excluding_targets: bool, excluding_ids: bool) -> sa.Select:
-    """Due deliveries, longest-waiting first, with what a claim returns (one row each).
+    """Due deliveries in their turn, longest-waiting first, with what a claim returns (one row each).
 
     The inner query picks and locks the rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
     SQLite's BEGIN IMMEDIATE already serialises claims); only the rows picked are joined to
@@ -56,6 +68,7 @@ def _due_query(excluding_targets: bool, excluding_ids: bool) -> sa.Select:
         .where(deliveries.c.next_attempt_at <= sa.bindparam("now", type_=sa.Double))
         .where(sa.or_(deliveries.c.lease_expires_at.is_(None),
                       deliveries.c.lease_expires_at <= sa.bindparam("now", type_=sa.Double)))
+        .where(_IN_TURN)
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         .limit(sa.bindparam("slots", type_=sa.Integer))
         .with_for_update(skip_locked=True)

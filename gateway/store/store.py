@@ -9,11 +9,14 @@ from gateway.store.edi import EdiMixin
 from gateway.store.engine import migrate, mask_url, schema_revision
 from gateway.store.log import LogMixin
 from gateway.store.messages import MessagesMixin
+from gateway.store.nodes import NodesMixin
 from gateway.store.queue import QueueMixin
+from gateway.store.submissions import SubmissionsMixin
 from gateway.store.transfers import TransfersMixin
 
 
-class Store(MessagesMixin, QueueMixin, LogMixin, TransfersMixin, EdiMixin):
+class Store(MessagesMixin, QueueMixin, LogMixin, TransfersMixin, EdiMixin, NodesMixin,
+            SubmissionsMixin):
     """Durable state of the gateway on SQLite or PostgreSQL, plus content-addressed blobs.
 
     A synchronous API, safe to share between threads (the asyncio app calls it through a
@@ -24,7 +27,8 @@ class Store(MessagesMixin, QueueMixin, LogMixin, TransfersMixin, EdiMixin):
     Parts: :class:`MessagesMixin` (receive, documents), :class:`QueueMixin` (claims and
     leases), :class:`LogMixin` (events and operator queries), :class:`TransfersMixin` (outbound
     submissions, AS2 receipts), :class:`EdiMixin` (EDI control numbers, interchange duplicates,
-    expected acknowledgments).
+    expected acknowledgments), :class:`NodesMixin` (schedule leases, AS2 MICs expected),
+    :class:`SubmissionsMixin` (API submissions and their status callbacks).
     """
 
     def __init__(self, url: str, blob_dir: Path, *, duplicate_window: float = DEFAULT_DUPLICATE_WINDOW) -> None:

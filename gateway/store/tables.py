@@ -97,10 +97,14 @@ deliveries = sa.Table(
     sa.Column("created_at", sa.Double(), nullable=False),
     sa.Column("updated_at", sa.Double(), nullable=False),
     sa.Column("delivered_at", sa.Double(), nullable=True),
+    # Set for targets that ask for ordering: a delivery waits while an earlier one (smaller id)
+    # to the same target with the same key is queued or retrying.
+    sa.Column("sequence_key", sa.String(400), nullable=True),
     sa.UniqueConstraint("document_id", "target"),
     sa.CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "partner", "target", "status"),
+    sa.Index(None, "target", "sequence_key", "id"),
 )
 
 events = sa.Table(
@@ -211,4 +215,44 @@ ack_expectations = sa.Table(
     sa.Index(None, "partner", "format", "interchange", "message_ref"),
     sa.Index(None, "partner", "format", "group_ref", "message_ref"),
     sa.Index(None, "message_id"),
+)
+
+# Jobs that run on one node at a time (SFTP polls, overdue checks, callbacks, async MDNs): the
+# node holding an unexpired lease runs the job; another takes over once it lapses.
+schedule_leases = sa.Table(
+    "schedule_leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+)
+
+# Documents internal systems submitted through the API: who (the token's reference), the request's
+# hash (a repeated Idempotency-Key must come with the same request) and the status callback owed:
+# the target it goes through and the last status reported ("" until then); ``final`` once done.
+api_submissions = sa.Table(
+    "api_submissions",
+    metadata,
+    sa.Column("message_id", sa.String(40), primary_key=True),
+    sa.Column("caller", sa.String(200), nullable=False),
+    sa.Column("request_sha256", sa.String(64), nullable=False),
+    sa.Column("callback_target", sa.String(200), nullable=True),
+    sa.Column("notified", sa.String(100), nullable=False, server_default=""),
+    sa.Column("final", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.Index(None, "final", "message_id"),
+)
+
+# What an AS2 send expects back in its MDN (the MIC), so whichever node receives an async MDN can check it.
+as2_sent = sa.Table(
+    "as2_sent",
+    metadata,
+    sa.Column("partner", sa.String(200), primary_key=True),
+    sa.Column("as2_message_id", sa.String(1000), primary_key=True),
+    sa.Column("mic", sa.Text(), nullable=False),
+    sa.Column("mic_algorithm", sa.String(40), nullable=False),
+    sa.Column("delivery_id", sa.String(40), nullable=True),
+    sa.Column("created_at", sa.Double(), nullable=False),
 )
