@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- store backends
 
 PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-_STORE_TABLES = ("as2_sent", "api_submissions", "schedule_leases", "ack_expectations", "interchanges_seen", "control_numbers", "receipts", "events", "deliveries",
+_STORE_TABLES = ("alerts", "web_sessions", "users", "as2_sent", "api_submissions", "schedule_leases", "ack_expectations", "interchanges_seen", "control_numbers", "receipts", "events", "deliveries",
                  "documents", "messages")
 
 

@@ -121,5 +121,5 @@ def test_migration_0004_down_and_up(tmp_path) -> None:
         assert "sequence_key" not in {c["name"] for c in inspector.get_columns("deliveries")}
         store.migrate()
         inspector = sa.inspect(store.engine)
-        assert store.schema_revision() == "0004" and tables <= set(inspector.get_table_names())
+        assert store.schema_revision() == "0005" and tables <= set(inspector.get_table_names())
         assert "sequence_key" in {c["name"] for c in inspector.get_columns("deliveries")}

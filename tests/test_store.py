@@ -412,11 +412,11 @@ def test_failed_batch_rolls_everything_back(store: Store) -> None:
 
 
 def test_migrations_twice_are_a_no_op(store: Store) -> None:
-    assert store.schema_revision() == "0004"
+    assert store.schema_revision() == "0005"
     before = sa.inspect(store.engine).get_table_names()
     store.migrate()
     store.migrate()
-    assert store.schema_revision() == "0004"
+    assert store.schema_revision() == "0005"
     assert sa.inspect(store.engine).get_table_names() == before
 
 

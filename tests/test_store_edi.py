@@ -428,7 +428,7 @@ def test_migration_0003_downgrades_and_upgrades_again_even_over_existing_tables(
         assert store.schema_revision() == "0002"
         assert not tables & set(sa.inspect(store.engine).get_table_names())
         store.migrate()
-        assert store.schema_revision() == "0004" and tables <= set(sa.inspect(store.engine).get_table_names())
+        assert store.schema_revision() == "0005" and tables <= set(sa.inspect(store.engine).get_table_names())
         # Tables already there (an interrupted run, a hand-made schema): upgrade completes, not fails.
         with store.engine.begin() as conn:
             conn.execute(sa.text("DROP INDEX ix_ack_expectations_message_id"))

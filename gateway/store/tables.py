@@ -59,6 +59,8 @@ messages = sa.Table(
     sa.Index(None, "status", "received_at"),
     sa.Index(None, "partner", "raw_sha256"),
     sa.Index(None, "partner", "channel", "source_ref"),
+    sa.Index(None, "channel", "received_at"),
+    sa.Index(None, "interchange"),
 )
 
 documents = sa.Table(
@@ -156,6 +158,7 @@ receipts = sa.Table(
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "message_id"),
     sa.Index(None, "delivery_id"),
+    sa.Index(None, "as2_message_id"),
 )
 
 CONTROL_LEVELS = ("interchange", "group", "message")
@@ -255,4 +258,56 @@ as2_sent = sa.Table(
     sa.Column("mic_algorithm", sa.String(40), nullable=False),
     sa.Column("delivery_id", sa.String(40), nullable=True),
     sa.Column("created_at", sa.Double(), nullable=False),
+)
+
+USER_ROLES = ("viewer", "operator")
+ALERT_SEVERITIES = ("critical", "high", "medium", "low")
+ALERT_STATES = ("open", "resolved")
+
+# Dashboard accounts: viewers read (payloads masked), operators also act (replay, retry, cancel).
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("password_hash", sa.Text(), nullable=False),
+    sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("last_login_at", sa.Double(), nullable=True),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.CheckConstraint(_in("role", USER_ROLES), name="role"),
+)
+
+# Dashboard sessions: only the SHA-256 of the cookie's token is stored; ``csrf`` is the session's form token.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(100), sa.ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("expires_at", sa.Double(), nullable=False),
+    sa.Column("last_seen_at", sa.Double(), nullable=False),
+    sa.Index(None, "expires_at"),
+    sa.Index(None, "user_name"),
+)
+
+# Alerts the gateway raised: one open row per (rule, subject) while its condition holds.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("rule", sa.String(40), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),      # partner, target, certificate... it is about
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("detail", sa.Text(), nullable=False, server_default=""),
+    sa.Column("opened_at", sa.Double(), nullable=False),
+    sa.Column("resolved_at", sa.Double(), nullable=True),
+    sa.Column("notified_at", sa.Double(), nullable=True),      # when the webhook took the latest change
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.CheckConstraint(_in("severity", ALERT_SEVERITIES), name="severity"),
+    sa.CheckConstraint(_in("state", ALERT_STATES), name="state"),
+    sa.Index(None, "state", "rule", "subject"),
+    sa.Index(None, "opened_at"),
 )
