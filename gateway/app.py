@@ -14,15 +14,17 @@ from typing import Any, Callable
 import structlog
 
 from . import callbacks, interchanges, pipeline
+from .alerts import AlertRules
 from .config import Deployment
 from .config_as2 import certificate_warnings
-from .errors import GatewayError
+from .errors import DuplicateError, GatewayError
 from .http import HttpServer
 from .inbound.api import DocumentApi
 from .inbound.as2 import As2Receiver
 from .inbound.sftp import SftpServer
 from .inbound.sftp_poll import SftpPoller
 from .inbound.watch import InboxWatcher, archive
+from .metrics import Metrics, Readiness, use_multiprocess_dir
 from .model import Channel, MessageStatus, Received
 from .outbound import CONNECTORS
 from .outbound.as2 import As2Connector, ReceiptBook
@@ -32,6 +34,7 @@ from .processes import Secondaries
 from .schedule import Schedule
 from .store import Store, document_json
 from .worker import DeliveryWorker
+from .web import WebDashboard
 from .writer import BatchWriter
 
 log = structlog.get_logger("gateway.app")
@@ -50,7 +53,8 @@ def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def run_pipeline(store: Store, deployment: Deployment, message_id: str,
-                 write: Callable[..., Any] = _direct, *, replay: bool = False) -> pipeline.Outcome | None:
+                 write: Callable[..., Any] = _direct, *, replay: bool = False,
+                 metrics: Metrics | None = None) -> pipeline.Outcome | None:
     """Run the pipeline on a stored message and record the result; blocking (call off the loop).
 
     Used by the server for new and recovered messages and by ``gateway replay``. ``write``
@@ -63,6 +67,8 @@ def run_pipeline(store: Store, deployment: Deployment, message_id: str,
     record = store.message(message_id)
     if not replay and record.status is not MessageStatus.RECEIVED:
         return None
+    if metrics is not None and not replay:
+        metrics.message_received(record.partner, record.channel)
     raw = store.raw(message_id)
     try:
         outcome = pipeline.process(raw, deployment, partner_id=record.partner, channel=record.channel,
@@ -72,6 +78,9 @@ def run_pipeline(store: Store, deployment: Deployment, message_id: str,
             raise duplicate
     except GatewayError as exc:
         write(store.record_failed, message_id, exc)
+        if metrics is not None:
+            metrics.message_processed(record.partner or exc.partner, None,
+                                      "duplicate" if isinstance(exc, DuplicateError) else "failed")
         log.warning("message rejected", message_id=message_id, partner=record.partner, error=str(exc))
         interchanges.send_acknowledgments(store, deployment, message_id, record.partner or exc.partner,
                                           interchanges.checked_of_failure(raw, exc), write)
@@ -85,6 +94,8 @@ def run_pipeline(store: Store, deployment: Deployment, message_id: str,
     if queued is None:
         log.info("message already processed elsewhere", message_id=message_id, partner=outcome.partner)
         return None
+    if metrics is not None:
+        metrics.message_processed(outcome.partner, outcome.format, "processed", [d.type for d in outcome.documents])
     for message, issues in outcome.rejected:
         write(store.event, "rejected", "error", message_id=message_id, partner=outcome.partner,
               detail=f"{message.type} {message.reference}: " + "; ".join(str(i) for i in issues))
@@ -145,8 +156,24 @@ class Gateway:
         self.sftp_poller = (SftpPoller(deployment, store, self.write, on_message=self.enqueue, may_run=holds)
                             if self.primary else None)
         # The HTTP listener opens only when something is served on it (AS2, the document API).
-        serve_http = self.settings.http.enabled and (self.settings.as2.enabled or self.settings.api.enabled)
+        # Monitoring: counters for /metrics (shared through files by several processes), alert rules.
+        monitoring = self.settings.monitoring
+        if self.settings.processes > 1:
+            use_multiprocess_dir(monitoring.multiprocess_dir, fresh=self.primary)
+        self.metrics = Metrics(monitoring, store, deployment, breakers=lambda: self.worker.breakers)
+        self.worker.metrics = self.metrics
+        alert_settings = self.settings.alerts
+        self.alerts = (AlertRules(alert_settings, store, deployment, self.write, may_run=holds,
+                                  webhook=self.connectors.get(alert_settings.webhook)) if self.primary else None)
+        serve_http = self.settings.http.enabled and (self.settings.as2.enabled or self.settings.api.enabled
+                                                     or self.settings.web.enabled or monitoring.listen)
         self.http = HttpServer(self.settings.http, shared=self.settings.processes > 1) if serve_http else None
+        if self.http is not None:
+            checks = {"inbox watcher": lambda: self.watcher.not_ready}
+            if self.sftp is not None:
+                checks["sftp server"] = lambda: self.sftp.not_ready
+            self.http.add_routes([*self.metrics.routes(),
+                                  *Readiness(store, checks, timeout=monitoring.ready_timeout).routes()])
         self.as2 = None
         if self.http is not None and self.settings.as2.enabled:
             self.as2 = As2Receiver(deployment, store, self.write, on_message=self.enqueue,
@@ -156,6 +183,11 @@ class Gateway:
         if self.http is not None and self.settings.api.enabled:
             self.api = DocumentApi(deployment, store, self.write, on_queued=self.worker.wake)
             self.http.add_routes(self.api.routes())
+        self.web = None
+        if self.http is not None and self.settings.web.enabled:
+            self.web = WebDashboard(deployment, store, self.settings.web, write=self.write, on_queued=self.worker.wake,
+                                    masking={p.id: p.masking for p in deployment.partners.values()})
+            self.http.add_routes(self.web.routes())
 
     async def start(self) -> None:
         """Recover unfinished work, then open the receiving edges and start delivering."""
@@ -167,6 +199,8 @@ class Gateway:
             self._sweeper = asyncio.create_task(self._sweep(), name="recover-stale")
             if self.settings.api.enabled and self.settings.api.callbacks:
                 self._reporter = asyncio.create_task(self._report_statuses(), name="status-callbacks")
+            if self.alerts is not None:
+                self.alerts.start()
         for n in range(self.settings.processors):
             self._processors.append(asyncio.create_task(self._process_loop(), name=f"processor-{n}"))
         self.worker.start()
@@ -246,6 +280,8 @@ class Gateway:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.sftp is not None:   # lets uploads being stored finish: before the writer closes
             await self.sftp.stop()
         if self.http is not None:
@@ -279,6 +315,8 @@ class Gateway:
         message = result.message
         log.info("received", partner=partner, message_id=message.id, file=path.name, size=len(raw),
                  duplicate_of=result.duplicate_of, recovered=result.recovered)
+        if result.duplicate_of and not result.recovered:
+            self.metrics.duplicate_received(partner, Channel.INBOX.value)
         if not result.recovered and message.status == MessageStatus.RECEIVED.value:
             self.enqueue(message.id)
 
@@ -305,9 +343,12 @@ class Gateway:
 
     def _process(self, message_id: str) -> pipeline.Outcome | None:
         # Parsing, mapping, reads and blob writes run in this thread; row writes on the writer.
+        # Every log line written meanwhile (ours, the mapping's, a library's) names the message.
         loop = self._loop
-        return run_pipeline(self.store, self.deployment, message_id,
-                            lambda fn, *a, **kw: asyncio.run_coroutine_threadsafe(self.write(fn, *a, **kw), loop).result())
+        with structlog.contextvars.bound_contextvars(message_id=message_id):
+            return run_pipeline(self.store, self.deployment, message_id, lambda fn, *a, **kw:
+                                asyncio.run_coroutine_threadsafe(self.write(fn, *a, **kw), loop).result(),
+                                metrics=self.metrics)
 
 
 def _read_inbox_file(path: Path) -> tuple[bytes, str]:

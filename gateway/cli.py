@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import enum
 import json
@@ -10,7 +11,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import click
 
@@ -224,30 +225,6 @@ def log() -> None:
     """The transmission log: what came in, what it became, where it went."""
 
 
-@log.command("list")
-@click.option("--partner")
-@click.option("--status", type=click.Choice([s.value for s in MessageStatus]))
-@click.option("--type", "document_type", help="Document type, e.g. order.")
-@click.option("--since", help="ISO time or age (15m, 2h, 7d).")
-@click.option("--until", help="ISO time or age.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-def log_list(obj: Context, partner: str | None, status: str | None, document_type: str | None,
-             since: str | None, until: str | None, limit: int, as_json: bool) -> None:
-    """List received messages, newest first."""
-    found = obj.store.search_messages(partner=partner, status=status, document_type=document_type,
-                                      since=parse_time(since), until=parse_time(until), limit=limit)
-    rows = records(found)
-    if as_json:
-        emit_json(rows)
-        return
-    for row in rows:
-        row["received"] = when(row["received_at"])
-        row["error"] = (row.get("error") or "")[:80]
-    table(rows, ["id", "received", "partner", "channel", "filename", "status", "standard", "error"])
-
-
 @log.command("show")
 @click.argument("message_id")
 @click.option("--json", "as_json", is_flag=True)
@@ -359,46 +336,83 @@ def dlq_retry(obj: Context, delivery_ids: tuple[str, ...], retry_all: bool, part
     if not ids:
         fail("name delivery ids, or use --all")
     failed = 0
-    for delivery_id in ids:
-        try:
-            obj.store.retry_dead(delivery_id)
-            click.echo(f"requeued {delivery_id}")
-        except GatewayError as exc:
-            click.echo(f"error: {exc}", err=True)
-            failed += 1
+    with progress(ids, "requeueing") as bar:
+        for delivery_id in bar:
+            try:
+                obj.store.retry_dead(delivery_id)
+                if len(ids) == 1:
+                    click.echo(f"requeued {delivery_id}")
+            except GatewayError as exc:
+                click.echo(f"error: {exc}", err=True)
+                failed += 1
+    if len(ids) > 1:
+        click.echo(f"requeued {len(ids) - failed} of {len(ids)} dead deliveries")
     if failed:
         sys.exit(1)
 
 
+@contextlib.contextmanager
+def progress(items: list[str], label: str) -> Iterator[Iterable[str]]:
+    """A progress bar on stderr for long operations (several items, a terminal); the items as they are otherwise."""
+    if len(items) < 2 or not sys.stderr.isatty():
+        yield items
+        return
+    with click.progressbar(items, label=f"{label} {len(items)}", file=sys.stderr, show_pos=True) as bar:
+        yield bar
+
+
 @main.command()
-@click.argument("message_id")
+@click.argument("message_ids", nargs=-1)
+@click.option("--failed", is_flag=True, help="Every failed message (filtered by --partner/--since).")
+@click.option("--partner")
+@click.option("--since", help="With --failed: received since (ISO time or age: 15m, 2h, 7d).")
 @click.pass_obj
-def replay(obj: Context, message_id: str) -> None:
-    """Re-run a stored message from its raw bytes; deliveries keep their idempotency keys."""
+def replay(obj: Context, message_ids: tuple[str, ...], failed: bool, partner: str | None, since: str | None) -> None:
+    """Re-run stored messages from their raw bytes; deliveries keep their idempotency keys."""
     from .app import run_pipeline
 
     store = obj.store
-    try:
-        store.message(message_id)
-    except GatewayError as exc:
-        fail(str(exc))
-    store.event("replay", "requested", message_id=message_id, detail=f"by {os.environ.get('USER', 'cli')}")
-    outcome = run_pipeline(store, obj.deployment, message_id, replay=True)
-    if outcome is None:
-        fail(f"replay of {message_id} rejected: {store.message(message_id).error}", EXIT_INVALID_INPUT)
-    click.echo(f"replayed {message_id}: {len(outcome.documents)} documents queued "
-               f"({', '.join(d.idempotency_key for d in outcome.documents)})")
+    ids = list(message_ids)
+    if failed:
+        ids += [m.id for m in store.search_messages(status=MessageStatus.FAILED.value, partner=partner,
+                                                    since=parse_time(since), limit=1_000_000)]
+    if not ids:
+        fail("name message ids, or use --failed")
+    for message_id in ids:
+        try:
+            store.message(message_id)
+        except GatewayError as exc:
+            fail(str(exc))
+    rejected: list[str] = []
+    queued = 0
+    with progress(ids, "replaying") as bar:
+        for message_id in bar:
+            store.event("replay", "requested", message_id=message_id, detail=f"by {os.environ.get('USER', 'cli')}")
+            outcome = run_pipeline(store, obj.deployment, message_id, replay=True)
+            if outcome is None:
+                rejected.append(f"replay of {message_id} rejected: {store.message(message_id).error}")
+                continue
+            queued += len(outcome.documents)
+            if len(ids) == 1:
+                click.echo(f"replayed {message_id}: {len(outcome.documents)} documents queued "
+                           f"({', '.join(d.idempotency_key for d in outcome.documents)})")
+    if len(ids) > 1:
+        click.echo(f"replayed {len(ids) - len(rejected)} of {len(ids)} messages: {queued} documents queued")
+    if rejected:
+        fail("\n".join(rejected), EXIT_INVALID_INPUT)
 
 
 # Commands that live in their own modules (sending, certificates and partners, SFTP accounts).
-from . import cli_admin, cli_partners, cli_send, cli_sftp  # noqa: E402 - imported after `main` exists
+from . import cli_admin, cli_log, cli_partners, cli_send, cli_sftp  # noqa: E402 - imported after `main` exists
 
 cli_admin.register(main)
+cli_log.register(main)        # log list (the search) / stats
 cli_partners.register(main)   # partners add / show / test
 cli_send.register(main)
 cli_sftp.register(main)
-from . import cli_mappings  # noqa: E402
+from . import cli_mappings, cli_users  # noqa: E402
 cli_mappings.register(main)   # mappings list / test
+cli_users.register(main)      # users add / list / remove / passwd / role / disable / enable
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,9 +21,11 @@ from .config_api import ApiSettings, read_api
 from .config_as2 import (As2Settings, HttpSettings, PartnerAs2, certificate_warnings, partner_target, read_as2,
                          read_http, read_partner_as2)
 from .config_edi import DAY, EdiSettings, PartnerEdi, parse_identifier, read_edi_settings, read_partner_edi
+from .config_monitor import AlertSettings, MonitoringSettings, read_alerts, read_monitoring
 from .config_routes import FLOW_KEYS, Flow, Route, read_flow, read_routes, route_targets
 from .config_sftp import (PartnerSftp, PartnerSftpRemote, SftpServerSettings, read_partner_sftp,
                           read_partner_sftp_remote, read_sftp_server, outbox_target, sftp_target)
+from .config_web import WebSettings, read_partner_masking, read_web
 from .edi.model import Party
 from .errors import ConfigError, ConfigProblem, GatewayError
 from .mapping import MappingSet, load_mappings
@@ -105,6 +107,9 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)          # defaults for partner channels
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ class Partner:
     sftp: PartnerSftp | None = None                  # their account on our SFTP server
     sftp_remote: PartnerSftpRemote | None = None     # their SFTP server (push / poll)
     edi: PartnerEdi = field(default_factory=PartnerEdi)
+    masking: tuple[str, ...] = ()                    # canonical fields viewers see as *** on the dashboard
 
     def owns(self, format: str, qualifier: str, id: str) -> bool:
         """Does the interchange sender ``qualifier:id`` belong to this partner?
@@ -343,7 +349,7 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
     data = data or {}
     r = _Reader(CONFIG_FILE, problems)
     r.unknown(data, {"server", "store", "inbox", "delivery", "retry", "breaker", "targets", "http", "as2",
-                     "sftp", "edi", "api"})
+                     "sftp", "edi", "api", "web", "monitoring", "alerts"})
 
     server = r.table(data, "server")
     r.unknown(server, {"node", "log_level", "log_format", "processors", "processes", "recover_after_seconds"},
@@ -439,6 +445,9 @@ def load_settings(home: Path, problems: list[ConfigProblem], environ: dict[str, 
         retry=retry,
         breaker=breaker,
         api=read_api(r, r.table(data, "api"), http, targets),
+        web=read_web(r, r.table(data, "web"), http),
+        monitoring=read_monitoring(r, r.table(data, "monitoring"), home, http.enabled),
+        alerts=read_alerts(r, r.table(data, "alerts"), targets),
     )
 
 
@@ -451,7 +460,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
         return None
     r = _Reader(display, problems)
     r.unknown(data, {"id", "name", "enabled", "identifiers", "inbox", "mappings", "routes", "as2", "sftp",
-                     "sftp_remote", "edi", "validation"})
+                     "sftp_remote", "edi", "validation", "masking"})
     partner_id = r.value(data, "id", str, path.stem)
     if partner_id != path.stem:
         r.problem("id", f"must equal the file name {path.stem!r} (one file per partner, named by its id)")
@@ -493,6 +502,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
 
     edi = read_partner_edi(r, r.table(data, "edi"), r.table(data, "validation"))
 
+    masking = read_partner_masking(r, r.table(data, "masking"))
     if len(problems) > before:
         return None
     return Partner(
@@ -508,6 +518,7 @@ def load_partner(path: Path, home: Path, settings: Settings, problems: list[Conf
         sftp=sftp,
         sftp_remote=sftp_remote,
         edi=edi,
+        masking=masking,
     )
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import structlog
 
+from .metrics import process_exited
+
 log = structlog.get_logger("gateway.processes")
 
 _PR_SET_PDEATHSIG = 1
@@ -56,6 +58,7 @@ class Secondaries:
             self._procs[index] = proc
             log.info("secondary started", index=index, pid=proc.pid)
             code = await proc.wait()
+            process_exited(proc.pid)   # its counts stay in the metrics; its breaker gauges go
             if self._stopping:
                 return
             log.error("secondary exited; starting it again", index=index, pid=proc.pid, exit_code=code)

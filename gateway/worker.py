@@ -25,11 +25,12 @@ class DeliveryWorker:
 
     A target's ``concurrency`` replaces ``per_target`` for it and its ``rate_limit`` paces the
     starts on this node (a token bucket). Fairness: a target that is slow fills only its own
-    slots and a target whose
-    breaker is open is not claimed at all, so one failing partner or system never starves the
-    others. Claims carry a lease; a delivery whose worker died is claimed again once its lease
+    slots and a target whose breaker is open is not claimed at all, so one failing partner or
+    system never starves the others. Claims carry a lease; a delivery whose worker died is claimed again once its lease
     has expired (the store enforces it), which is why every send carries the idempotency key.
     """
+
+    metrics: Any = None   # gateway.metrics.Metrics, set by the app: counts every settled attempt
 
     def __init__(self, store: Any, call: StoreCall, targets: dict[str, Target], connectors: dict[str, Any], *,
                  owner: str, workers: int, per_target: int, lease_seconds: float, poll_seconds: float) -> None:
@@ -139,6 +140,8 @@ class DeliveryWorker:
         task.add_done_callback(done)
 
     async def _attempt(self, d: Any) -> None:
+        # This task's log lines (the connector's and its libraries' too) name the delivery.
+        structlog.contextvars.bind_contextvars(partner=d.partner, message_id=d.message_id, delivery_id=d.delivery_id)
         bound = log.bind(partner=d.partner, message_id=d.message_id, delivery_id=d.delivery_id, target=d.target)
         target = self.targets.get(d.target)
         connector = self.connectors.get(d.target)
@@ -179,11 +182,15 @@ class DeliveryWorker:
             await self.call(self.store.complete, d.delivery_id, self.owner, duration_ms=duration_ms,
                             http_status=status, now=now)
             bound.info("delivered", attempt=d.attempts, duration_ms=round(duration_ms, 1))
+            if self.metrics is not None:
+                self.metrics.delivery_settled(d, "delivered", duration_ms, now, breaker.state if breaker else None)
             return
         if not error.retryable or target is None:
             await self.call(self.store.bury, d.delivery_id, self.owner, error=str(error), http_status=status,
                             duration_ms=duration_ms, now=now)
             bound.warning("dead-lettered", error=str(error), attempt=d.attempts)
+            if self.metrics is not None:
+                self.metrics.delivery_settled(d, "dead", duration_ms, now)
             return
         if breaker:
             before = breaker.state
@@ -197,12 +204,18 @@ class DeliveryWorker:
             await self.call(self.store.bury, d.delivery_id, self.owner, http_status=status, duration_ms=duration_ms,
                             error=f"gave up after {d.attempts} attempts: {error}", now=now)
             bound.warning("dead-lettered", error=str(error), attempt=d.attempts)
+            if self.metrics is not None:
+                self.metrics.delivery_settled(d, "dead", duration_ms, now, breaker.state if breaker else None)
             return
         await self.call(self.store.reschedule, d.delivery_id, self.owner, next_attempt_at=now + delay,
                         error=str(error), http_status=status, duration_ms=duration_ms, now=now)
         bound.info("retry scheduled", error=str(error), attempt=d.attempts, delay_s=round(delay, 2))
+        if self.metrics is not None:
+            self.metrics.delivery_settled(d, "retry", duration_ms, now, breaker.state if breaker else None)
 
     async def _breaker_event(self, d: Any, state: BreakerState) -> None:
         log.warning("circuit breaker", target=d.target, state=state.value)
+        if self.metrics is not None:
+            self.metrics.breaker_changed(d.target, state)
         await self.call(self.store.event, "breaker", state.value, partner=d.partner, delivery_id=d.delivery_id,
                         detail=f"target {d.target}: circuit breaker {state.value}")

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- store backends
 
 PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-_STORE_TABLES = ("alerts", "web_sessions", "users", "as2_sent", "api_submissions", "schedule_leases", "ack_expectations", "interchanges_seen", "control_numbers", "receipts", "events", "deliveries",
-                 "documents", "messages")
+_STORE_TABLES = ("alerts", "web_sessions", "users", "as2_sent", "api_submissions", "schedule_leases",
+                 "ack_expectations", "interchanges_seen", "control_numbers", "receipts", "events",
+                 "deliveries", "documents", "messages")
 
 
 def _libpq_url(url: str) -> str:
@@ -106,3 +107,13 @@ def open_store(store_url: str, blob_dir: Path) -> Iterator[Callable[..., Store]]
 def store(open_store: Callable[..., Store]) -> Store:
     """A migrated, empty Store (SQLite and PostgreSQL variants)."""
     return open_store()
+
+
+@pytest.fixture
+def target():
+    """A real REST target on 127.0.0.1 that records every request (tests/harness.py RecordingTarget)."""
+    from harness import RecordingTarget
+
+    recording = RecordingTarget()
+    yield recording
+    recording.close()

@@ -16,7 +16,7 @@ from gateway.app import Gateway, open_store, run_pipeline
 from gateway.callbacks import settled
 from gateway.config import check_deployment, load_deployment
 from gateway.model import Channel, Received
-from harness import SECRET, RecordingTarget, verify_signature
+from harness import SECRET, verify_signature
 from test_api import INVOICE, OPENAPI, OTHER_TOKEN, TOKEN, _validator, auth, call, deployment_in, until_status
 
 
@@ -25,13 +25,6 @@ def ack_997(control: str = "900") -> bytes:
     return ("ISA*00*          *00*          *ZZ*ACMEUS         *ZZ*MYCOMPANY      *261127*1000*U*00401*"
             f"000000{control}*0*P*>~GS*FA*ACMEUS*MYCOMPANY*20261127*1000*{control}*X*004010~ST*997*0001~AK1*IN*1~"
             f"AK2*810*0001~AK5*A~AK9*A*1*1*1~SE*6*0001~GE*1*{control}~IEA*1*000000{control}~").encode()
-
-
-@pytest.fixture
-def target():
-    t = RecordingTarget()
-    yield t
-    t.close()
 
 
 @pytest.fixture

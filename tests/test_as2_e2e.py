@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.as2 import generate_identity
-from harness import GatewayProcess, RecordingTarget, edifact_order, make_deployment, wait_for
+from harness import GatewayProcess, edifact_order, make_deployment, wait_for
 
 
 def free_port() -> int:
@@ -56,13 +56,6 @@ def as2_pair(tmp: Path, target_url: str, *, mdn: str, signed: bool, compress: st
         f'sign = "{sign}"\nencrypt = "{encrypt}"\ncompress = "{compress}"\nmdn = "{mdn}"\n'
         f'mdn_signed = {str(signed).lower()}\nrequire_signature = {str(signed).lower()}\n')
     return hq, acme
-
-
-@pytest.fixture
-def target():
-    t = RecordingTarget()
-    yield t
-    t.close()
 
 
 @pytest.mark.parametrize("mdn,signed,compress", [

@@ -125,3 +125,34 @@ def test_log_and_queue_on_an_empty_store(home):
 def test_repository_is_itself_a_valid_deployment():
     result = CliRunner().invoke(main, ["--home", str(REPO), "check"])
     assert result.exit_code == 0, result.output
+
+
+def test_replay_failed_in_bulk_after_the_cause_is_fixed(home):
+    from gateway.config import load_deployment
+    from gateway.app import open_store, run_pipeline
+    from gateway.model import Channel, Received
+    from harness import edifact_order
+
+    deployment = load_deployment(home)
+    store = open_store(deployment)
+    try:
+        ids = []
+        for n in range(3):   # a sender ACME's file does not name yet: each fails
+            raw = edifact_order(f"PO-R{n}", sender="9999999999999")
+            ids.append(store.receive(Received(raw=raw, channel=Channel.INBOX, partner="ACME", filename=f"r{n}.edi",
+                                              source_ref=f"test:r{n}")).message.id)
+            run_pipeline(store, deployment, ids[-1])
+        assert {store.message(i).status.value for i in ids} == {"failed"}
+    finally:
+        store.close()
+    result = run(home, "replay", "--failed")
+    assert result.exit_code == 1 and result.output.count("error: replay of msg_") == 1, result.output
+    assert result.output.count("rejected: r") == 3, result.output
+    acme = home / "partners" / "ACME.toml"
+    acme.write_text(acme.read_text().replace('edifact = ["14:5412345000013"]',
+                                             'edifact = ["14:5412345000013", "14:9999999999999"]'))
+    result = run(home, "replay", "--failed", "--partner", "ACME")
+    assert result.exit_code == 0, result.output
+    assert "replayed 3 of 3 messages: 3 documents queued" in result.output
+    assert run(home, "replay", "--failed").exit_code == 1   # nothing failed any more: nothing named
+    assert "name message ids, or use --failed" in run(home, "replay", "--failed").output

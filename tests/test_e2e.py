@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import (REPO, GatewayProcess, RecordingTarget, drop, edifact_order, make_deployment,
-                     verify_signature, wait_for)
+from harness import REPO, GatewayProcess, drop, edifact_order, make_deployment, verify_signature, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def target():
-    t = RecordingTarget()
-    yield t
-    t.close()
 
 
 @pytest.fixture
@@ -40,6 +32,23 @@ def gateway_factory(tmp_path):
 
 def inbox(gw: GatewayProcess) -> Path:
     return gw.home / "var" / "inbox" / "ACME"
+
+
+def test_json_logs_name_the_partner_and_message_on_every_line_about_a_message(target, gateway_factory):
+    gw = gateway_factory(target.url).start()
+    target.mode = lambda document: 503 if not target.attempts else 200   # one retry, then delivered
+    drop(inbox(gw), "po.edi", edifact_order("PO-LOGS"))
+    drop(inbox(gw), "bad.edi", b"UNB+UNOC:3+nonsense")
+    wait_for(lambda: target.received, 20, "the order delivered after a retry")
+    gw.stop()
+    lines = [json.loads(line) for line in gw.log().splitlines() if line.strip()]   # every line is JSON
+    about_messages = [line for line in lines if line["event"] in (
+        "received", "processed", "message rejected", "retry scheduled", "delivered")]
+    assert {line["event"] for line in about_messages} == {
+        "received", "processed", "message rejected", "retry scheduled", "delivered"}
+    for line in about_messages:
+        assert line.get("partner") == "ACME" and str(line.get("message_id", "")).startswith("msg_"), line
+        assert {"timestamp", "level", "logger"} <= set(line), line
 
 
 def test_edifact_and_x12_orders_arrive_as_canonical_json(target, gateway_factory):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import GatewayProcess, RecordingTarget, drop, edifact_order, make_deployment, wait_for
+from harness import GatewayProcess, drop, edifact_order, make_deployment, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -43,13 +43,6 @@ def schedule_holders(url: str) -> set[str]:
     """Nodes holding an unexpired schedule lease now (never more than one)."""
     return set(pg_counts(url, "SELECT owner, 1 FROM schedule_leases WHERE name = 'schedules' "
                               "AND expires_at > extract(epoch FROM now())"))
-
-
-@pytest.fixture
-def target():
-    t = RecordingTarget()
-    yield t
-    t.close()
 
 
 @pytest.fixture

@@ -8,18 +8,10 @@ import os
 import signal
 
 import aiohttp
-import pytest
 
 from gateway.as2 import build, load_certificates, load_identity
-from harness import GatewayProcess, RecordingTarget, edifact_order, wait_for
+from harness import GatewayProcess, edifact_order, wait_for
 from test_as2_e2e import as2_pair
-
-
-@pytest.fixture
-def target():
-    t = RecordingTarget()
-    yield t
-    t.close()
 
 
 def log_lines(gw: GatewayProcess) -> list[dict]:

@@ -152,13 +152,6 @@ def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-@pytest.fixture
-def target():
-    t = RecordingTarget()
-    yield t
-    t.close()
-
-
 def start(pair: Pair) -> None:
     """`gateway check` both deployments (a partner file with a problem would only be disabled), then serve."""
     with ThreadPoolExecutor(2) as pool:   # the two deployments are independent: check and start side by side

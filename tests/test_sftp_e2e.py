@@ -11,17 +11,10 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from harness import GatewayProcess, RecordingTarget, edifact_order, make_deployment, wait_for
+from harness import GatewayProcess, edifact_order, make_deployment, wait_for
 from test_as2_e2e import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("sftp") is None, reason="the OpenSSH sftp client is not installed")
-
-
-@pytest.fixture
-def target():
-    t = RecordingTarget()
-    yield t
-    t.close()
 
 
 def sftp_batch(home: Path, port: int, key: Path, commands: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -161,6 +161,11 @@ class SftpServer:
         self.port = self._acceptor.get_port()
         log.info("sftp server listening", host=self.settings.host, port=self.port, partners=len(self._partners))
 
+    @property
+    def not_ready(self) -> str | None:
+        """Why the server is not taking connections (None while it listens): for /ready."""
+        return "not listening" if self._stopping or self._acceptor is None else None
+
     def _prepare_directories(self) -> None:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         stale = list(self.temp_dir.glob(f"*{TEMP_SUFFIX}"))

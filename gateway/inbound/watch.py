@@ -208,6 +208,15 @@ class InboxWatcher:
         return self._inboxes
 
     @property
+    def not_ready(self) -> str | None:
+        """Why the watcher is not watching yet (None when it is, or has no inboxes): for /ready."""
+        if not self._inboxes:
+            return None
+        if self._stopping or self._observer is None or not self._observer.is_alive():
+            return "not watching"
+        return "first scan not finished" if self.scans < 1 else None
+
+    @property
     def scans(self) -> int:
         """How many full scans of all inboxes have completed (for monitoring and tests)."""
         return self._scans

@@ -19,7 +19,7 @@ from gateway.errors import BlobError, StoreError
 from gateway.model import DeliveryStatus
 from gateway.store.base import StoreBase, constant, constant_in, event_row, iso, now_or
 from gateway.store.records import ClaimedDelivery
-from gateway.store.tables import deliveries, documents
+from gateway.store.tables import deliveries, documents, messages
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,9 @@ def _due_query(excluding_targets: bool, excluding_ids: bool) -> sa.Select:
     return (
         sa.select(due.c.id, due.c.document_id, documents.c.message_id, due.c.partner, due.c.target,
                   documents.c.type, documents.c.idempotency_key, due.c.attempts, due.c.created_at,
-                  documents.c.blob_sha256, due.c.next_attempt_at, documents.c.number)
+                  documents.c.blob_sha256, due.c.next_attempt_at, documents.c.number, messages.c.received_at)
         .join_from(due, documents, documents.c.id == due.c.document_id)
+        .join(messages, messages.c.id == documents.c.message_id)
         .order_by(due.c.next_attempt_at, due.c.id)
     )
 
@@ -144,6 +145,14 @@ _DELIVERY_STATE = (
     .where(deliveries.c.id == sa.bindparam("delivery_id"))
 )
 _DELIVERY_STATE_FOR_UPDATE = _DELIVERY_STATE.with_for_update(of=deliveries)
+_LEASE_EXPIRES = sa.select(deliveries.c.lease_expires_at).where(deliveries.c.id == sa.bindparam("delivery_id"))
+_CANCEL = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("delivery_id"))
+    .where(constant_in(deliveries.c.status, _DUE_STATUSES))
+    .values(status=constant(_DEAD), last_error=sa.bindparam("error", type_=sa.Text), lease_owner=sa.null(),
+            lease_expires_at=sa.null(), updated_at=sa.bindparam("at", type_=sa.Double))
+)
 _REQUEUE_DEAD = (
     deliveries.update()
     .where(deliveries.c.id == sa.bindparam("delivery_id"))
@@ -154,7 +163,7 @@ _REQUEUE_DEAD = (
 
 
 class QueueMixin(StoreBase):
-    """claim / complete / reschedule / bury / retry_dead."""
+    """claim / complete / reschedule / bury / retry_dead / cancel_delivery."""
 
     def claim(
         self,
@@ -217,7 +226,7 @@ class QueueMixin(StoreBase):
                          if len(picked_ids) > 1 else {"delivery_id": picked_ids[0], **lease})
         claimed: list[ClaimedDelivery] = []
         for (delivery_id, document_id, message_id, partner, target, document_type, idempotency_key, attempts,
-             created_at, blob_sha256, _next_attempt_at, number) in picked:
+             created_at, blob_sha256, _next_attempt_at, number, received_at) in picked:
             try:
                 body = self.blobs.get(blob_sha256)
             except BlobError as e:
@@ -228,7 +237,7 @@ class QueueMixin(StoreBase):
                 delivery_id=delivery_id, document_id=document_id, message_id=message_id, partner=partner,
                 target=target, document_type=document_type, idempotency_key=idempotency_key,
                 attempts=attempts + 1,  # this claim's, as the UPDATE above counted it (the row is ours)
-                created_at=created_at, body=body, document_number=number,
+                created_at=created_at, body=body, document_number=number, received_at=received_at,
             ))
         return claimed
 
@@ -302,6 +311,28 @@ class QueueMixin(StoreBase):
             conn.execute(_REQUEUE_DEAD, {"delivery_id": delivery_id, "at": at})
             self._insert_events(conn, event_row("dlq-retry", "ok", at, message_id, document_id, delivery_id, partner,
                                                 detail=f"target {target}: back in the queue"))
+
+    def cancel_delivery(self, delivery_id: str, *, by: str, now: float | None = None) -> None:
+        """Dead-letter a queued or retrying delivery by hand (error "cancelled by <by>").
+
+        StoreError if it does not exist, is delivered or dead already, or a worker holds an
+        unexpired lease on it (it is being sent right now: cancelling could not take it back).
+        """
+        at = now_or(now)
+        with self._write("cancelling a delivery") as conn:
+            row = conn.execute(_DELIVERY_STATE_FOR_UPDATE, {"delivery_id": delivery_id}).first()
+            if row is None:
+                raise StoreError(f"unknown delivery {delivery_id!r}")
+            status, owner, target, _attempts, partner, document_id, message_id = row
+            if status not in _DUE_STATUSES:
+                raise StoreError(f"delivery {delivery_id} is {status}: only queued or retrying deliveries are cancelled")
+            expires = conn.execute(_LEASE_EXPIRES, {"delivery_id": delivery_id}).scalar()
+            if owner is not None and expires is not None and expires > at:
+                raise StoreError(f"delivery {delivery_id} is being sent right now by {owner}: try again in a moment")
+            error = f"cancelled by {by}"
+            conn.execute(_CANCEL, {"delivery_id": delivery_id, "error": error, "at": at})
+            self._insert_events(conn, event_row("dead-lettered", "cancelled", at, message_id, document_id,
+                                                delivery_id, partner, detail=f"target {target}: {error}"))
 
     def _settle(
         self,

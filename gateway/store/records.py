@@ -100,6 +100,7 @@ class ClaimedDelivery:
     created_at: float
     body: bytes
     document_number: str = ""   # e.g. the PO number; the file name of an outbound file
+    received_at: float = 0.0    # when its message arrived (receipt-to-delivery latency)
 
 
 @dataclass(frozen=True, slots=True)

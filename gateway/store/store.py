@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.store.accounts import AccountsMixin
+from gateway.store.alerts import AlertsMixin
 from gateway.store.base import DEFAULT_DUPLICATE_WINDOW
 from gateway.store.edi import EdiMixin
 from gateway.store.engine import migrate, mask_url, schema_revision
@@ -11,12 +13,13 @@ from gateway.store.log import LogMixin
 from gateway.store.messages import MessagesMixin
 from gateway.store.nodes import NodesMixin
 from gateway.store.queue import QueueMixin
+from gateway.store.stats import StatsMixin
 from gateway.store.submissions import SubmissionsMixin
 from gateway.store.transfers import TransfersMixin
 
 
 class Store(MessagesMixin, QueueMixin, LogMixin, TransfersMixin, EdiMixin, NodesMixin,
-            SubmissionsMixin):
+            SubmissionsMixin, AccountsMixin, StatsMixin, AlertsMixin):
     """Durable state of the gateway on SQLite or PostgreSQL, plus content-addressed blobs.
 
     A synchronous API, safe to share between threads (the asyncio app calls it through a
@@ -28,7 +31,9 @@ class Store(MessagesMixin, QueueMixin, LogMixin, TransfersMixin, EdiMixin, Nodes
     leases), :class:`LogMixin` (events and operator queries), :class:`TransfersMixin` (outbound
     submissions, AS2 receipts), :class:`EdiMixin` (EDI control numbers, interchange duplicates,
     expected acknowledgments), :class:`NodesMixin` (schedule leases, AS2 MICs expected),
-    :class:`SubmissionsMixin` (API submissions and their status callbacks).
+    :class:`SubmissionsMixin` (API submissions and their status callbacks), :class:`AccountsMixin`
+    (dashboard users and sessions), :class:`StatsMixin` (transmission search, overview figures),
+    :class:`AlertsMixin` (alert statistics and the alerts table).
     """
 
     def __init__(self, url: str, blob_dir: Path, *, duplicate_window: float = DEFAULT_DUPLICATE_WINDOW) -> None:

@@ -107,6 +107,7 @@ deliveries = sa.Table(
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "partner", "target", "status"),
     sa.Index(None, "target", "sequence_key", "id"),
+    sa.Index(None, "delivered_at"),
 )
 
 events = sa.Table(

@@ -1,4 +1,4 @@
-"""Operators' view: dashboard accounts and sessions, alerts, and indexes for transmission search.
+"""Operators' view: dashboard accounts and sessions, alerts, and indexes for search and statistics.
 
 Revision ID: 0005
 Revises: 0004
@@ -24,6 +24,7 @@ _INDEXES = {
     "ix_messages_channel_received_at": ("messages", ["channel", "received_at"]),
     "ix_messages_interchange": ("messages", ["interchange"]),
     "ix_receipts_as2_message_id": ("receipts", ["as2_message_id"]),
+    "ix_deliveries_delivered_at": ("deliveries", ["delivered_at"]),
 }
 
 
