@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import structlog
 
-from . import callbacks, interchanges, pipeline
+from . import callbacks, canonical, interchanges, pipeline
 from .alerts import AlertRules
 from .config import Deployment
 from .config_as2 import certificate_warnings
@@ -367,6 +367,8 @@ def _read_inbox_file(path: Path) -> tuple[bytes, str]:
 async def serve(deployment: Deployment, secondary: int = 0) -> None:
     """Run the gateway until SIGINT/SIGTERM; the primary also runs ``[server] processes - 1`` secondaries."""
     store = await asyncio.to_thread(open_store, deployment)
+    # Compile the schema checks now, not inside the first messages' processing (in several threads at once).
+    await asyncio.to_thread(canonical.prepare)
     gateway = Gateway(deployment, store, secondary=secondary)
     extra = deployment.settings.processes - 1 if secondary == 0 else 0
     secondaries = Secondaries(deployment.home, extra) if extra else None

@@ -17,7 +17,7 @@ import click
 
 from . import pipeline
 from .config import Deployment, check_deployment, load_deployment
-from .errors import ConfigError, GatewayError
+from .errors import BlobError, ConfigError, GatewayError
 from .model import Channel, DeliveryStatus, MessageStatus
 
 EXIT_INVALID_INPUT = 1
@@ -388,7 +388,12 @@ def replay(obj: Context, message_ids: tuple[str, ...], failed: bool, partner: st
     with progress(ids, "replaying") as bar:
         for message_id in bar:
             store.event("replay", "requested", message_id=message_id, detail=f"by {os.environ.get('USER', 'cli')}")
-            outcome = run_pipeline(store, obj.deployment, message_id, replay=True)
+            try:
+                outcome = run_pipeline(store, obj.deployment, message_id, replay=True)
+            except BlobError as exc:   # its raw bytes are damaged: nothing can be sent from them
+                store.event("replay", "failed", message_id=message_id, detail=str(exc))
+                rejected.append(f"replay of {message_id} refused: {exc}")
+                continue
             if outcome is None:
                 rejected.append(f"replay of {message_id} rejected: {store.message(message_id).error}")
                 continue

@@ -90,7 +90,7 @@ def _queue_documents(obj: Any, partner: Any, document_type: str, raw: bytes, fil
             partner=partner.id, target=target, format=composed.envelope.format, filename=f"{file.stem}.edi",
             build=lambda next_number: render(composed.envelope, composed.messages, next_number),
             document_type=document_type, idempotency_key=key, channel=Channel.CLI, standard=composed.standard,
-            expect_ack_within=obj.deployment.expect_ack_seconds(partner))
+            expect_ack_within=obj.deployment.expect_ack_seconds(partner), number=", ".join(composed.numbers)[:200])
     except GatewayError as exc:
         fail(f"{file}: {exc}")
 

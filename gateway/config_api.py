@@ -25,6 +25,7 @@ class ApiSettings:
     # Token reference -> the target its status callbacks go through ("*": every token without its own).
     callbacks: dict[str, str] = field(default_factory=dict)
     callback_seconds: float = 2.0     # how often settled statuses are looked for
+    rate_limit: float = 50.0          # requests per second per token on each node (bursts of one second's worth)
 
     def callback_target(self, caller: str) -> str | None:
         """The target status callbacks for documents ``caller`` submits go through, if any."""
@@ -34,7 +35,7 @@ class ApiSettings:
 def read_api(r: "_Reader", data: dict, http: HttpSettings, targets: dict) -> ApiSettings:
     """gateway.toml [api]: ``enabled``, ``tokens`` (secret references), ``max_documents``, ``callbacks``."""
     p = "api."
-    r.unknown(data, {"enabled", "tokens", "max_documents", "callbacks", "callback_seconds"}, p)
+    r.unknown(data, {"enabled", "tokens", "max_documents", "callbacks", "callback_seconds", "rate_limit"}, p)
     enabled = r.value(data, "enabled", bool, False, p)
     raw_tokens = r.value(data, "tokens", list, [], p)
     refs: list[str] = []
@@ -69,4 +70,5 @@ def read_api(r: "_Reader", data: dict, http: HttpSettings, targets: dict) -> Api
             callbacks[ref] = target
     return ApiSettings(enabled=enabled, tokens=tuple(values), token_refs=tuple(refs),
                        max_documents=r.value(data, "max_documents", int, 500, p, minimum=1), callbacks=callbacks,
-                       callback_seconds=r.value(data, "callback_seconds", float, 2.0, p, minimum=0.1))
+                       callback_seconds=r.value(data, "callback_seconds", float, 2.0, p, minimum=0.1),
+                       rate_limit=r.value(data, "rate_limit", float, 50.0, p, minimum=0.1))

@@ -13,6 +13,7 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     shared = [
         structlog.contextvars.merge_contextvars,
+        structlog.stdlib.ExtraAdder(),   # stdlib lines' extra={"partner": ..., "message_id": ...}
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -35,3 +36,12 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     # Third-party chatter (inotify events, alembic steps, SSH channel traffic) is noise at info level.
     for name in ("watchdog", "alembic", "asyncio", "asyncssh"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # A malformed request is the client's fault, answered 400 and in our access log: aiohttp's own
+    # traceback for it (echoing the bad line) would let anyone flood the log.
+    logging.getLogger("aiohttp.server").addFilter(_not_a_bad_request)
+
+
+def _not_a_bad_request(record: logging.LogRecord) -> bool:
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))

@@ -86,4 +86,5 @@ class DeliveryJob:
     idempotency_key: str
     body: bytes                    # the serialized canonical JSON
     attempt: int                   # 1 for the first attempt
-    document_number: str = ""      # e.g. the PO number; for a file sent to a partner, its file name
+    document_number: str = ""      # e.g. the PO number
+    filename: str = ""             # its message's file name: what a file sent to a partner is called

@@ -46,6 +46,9 @@ class DeliveryWorker:
         self.breakers = {name: CircuitBreaker(t.breaker.failure_threshold, t.breaker.reset_seconds)
                          for name, t in targets.items()}
         self.caps = {name: t.flow.concurrency or per_target for name, t in targets.items()}
+        # The furthest ahead a retry is ever scheduled: anything later means the wall clock went back.
+        self.max_retry_delay = max((t.retry.max_delay * (1 + t.retry.jitter) for t in targets.values()),
+                                   default=600.0)
         self.rates = {name: RateLimit(t.flow.rate) for name, t in targets.items() if t.flow.rate}
         self.in_flight: Counter[str] = Counter()
         self._tasks: set[asyncio.Task] = set()
@@ -93,7 +96,8 @@ class DeliveryWorker:
                 try:
                     claimed = await self.call(
                         self.store.claim, self.owner, limit=free, lease_seconds=self.lease_seconds,
-                        exclude_targets=self._unavailable(now), per_target=self._allowance(now), now=now)
+                        exclude_targets=self._unavailable(now), per_target=self._allowance(now),
+                        max_retry_delay=self.max_retry_delay, now=now)
                 except Exception:  # the store may be briefly unavailable; keep the worker alive
                     log.exception("claim failed; will try again")
             for delivery in claimed:
@@ -154,7 +158,7 @@ class DeliveryWorker:
             job = DeliveryJob(delivery_id=d.delivery_id, target=d.target, partner=d.partner,
                               document_id=d.document_id, document_type=d.document_type,
                               idempotency_key=d.idempotency_key, body=d.body, attempt=d.attempts,
-                              document_number=d.document_number)
+                              document_number=d.document_number, filename=d.filename)
             try:
                 status = await connector.send(job)
             except DeliveryError as exc:

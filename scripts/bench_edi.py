@@ -13,7 +13,7 @@ reads each with every reader in a fresh subprocess (so peak memory is that reade
 Peak MB is the process's peak resident set while reading minus its resident set just before
 (Linux /proc; the input bytes of the in-memory readers are loaded before that baseline).
 
-Usage: .venv/bin/python scripts/bench_edi.py [--sizes 10000,1000000] [--stream-mb 100]
+Usage: .venv/bin/python scripts/bench_edi.py [--sizes 10000,1000000] [--stream-mb 100] [--json FILE]
 """
 
 from __future__ import annotations
@@ -144,8 +144,10 @@ def measure(reader: str, fmt: str, path: Path) -> dict:
 # --------------------------------------------------------------------------- report
 
 
-def run(sizes: list[int], stream_mb: int) -> None:
+def run(sizes: list[int], stream_mb: int) -> list[dict]:
+    """Measure, print the table and return its rows (one dict per reader and file)."""
     rows: list[tuple] = []
+    file_of_row: list[str] = []   # which input each row read ("edifact 10000", "x12 100 MB"), for --json
     with tempfile.TemporaryDirectory() as tmp:
         for fmt, make in (("edifact", edifact_file), ("x12", x12_file)):
             for size in sizes:
@@ -164,6 +166,7 @@ def run(sizes: list[int], stream_mb: int) -> None:
                     results["pydifact"] = measure("pydifact", fmt, small)
                 rates = {r: v["count"] / v["seconds"] for r, v in results.items()}
                 for reader, v in results.items():
+                    file_of_row.append(f"{fmt} {size}")
                     ratio_py = (f"{rates[reader] / rates['pydifact']:.2f}x" if "pydifact" in rates
                                 else "n/a")
                     rows.append((f"{fmt} {reader}" + (note if reader == "pydifact" else ""),
@@ -180,6 +183,7 @@ def run(sizes: list[int], stream_mb: int) -> None:
                     segments = int(mb / per_mb)
                     fh.write(make(segments))
                 v = measure("stream", fmt, path)
+                file_of_row.append(f"{fmt} {mb} MB")
                 rows.append((f"{fmt} stream {path.stat().st_size / 1e6:.0f} MB", v["count"],
                              v["seconds"], v["count"] / v["seconds"], "", "", v["peak_mb"]))
                 path.unlink()
@@ -187,6 +191,9 @@ def run(sizes: list[int], stream_mb: int) -> None:
     print(f"{head[0]:<42}{head[1]:>11}{head[2]:>9}{head[3]:>12}{head[4]:>12}{head[5]:>10}{head[6]:>9}")
     for name, segs, secs, rate, rp, rr, peak in rows:
         print(f"{name:<42}{segs:>11,}{secs:>9.2f}{rate:>12,.0f}{rp:>12}{rr:>10}{peak:>9.1f}")
+    return [{"file": file, "reader": name, "segments": segs, "seconds": round(secs, 4),
+             "segments_per_s": round(rate, 1), "peak_mb": round(peak, 2)}
+            for file, (name, segs, secs, rate, _, _, peak) in zip(file_of_row, rows)]
 
 
 def main() -> None:
@@ -198,8 +205,11 @@ def main() -> None:
                         help="segment counts, comma separated (default 10000,1000000)")
     parser.add_argument("--stream-mb", type=int, default=100,
                         help="size of the streamed file for the flat-memory check (default 100)")
+    parser.add_argument("--json", type=Path, help="also save the rows to this file")
     args = parser.parse_args()
-    run([int(s) for s in args.sizes.split(",")], args.stream_mb)
+    rows = run([int(s) for s in args.sizes.split(",")], args.stream_mb)
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ over the time from the first drop to the last delivery. One node on SQLite runs 
 Each PostgreSQL run gets a fresh database (gw_bench_<random>), dropped afterwards.
 
 Usage: .venv/bin/python scripts/bench_scale.py [--docs 2000] [--pg postgresql://postgres@127.0.0.1:5432/test]
-                                               [--nodes 1,2,3] [--no-sqlite]
+                                               [--nodes 1,2,3] [--no-sqlite] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import sys
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--pg", default=DEFAULT_PG, help="admin URL of the PostgreSQL server (a database on it)")
     parser.add_argument("--nodes", default="1,2,3", help="node counts to run on PostgreSQL (default 1,2,3)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the 1-node SQLite reference run")
+    parser.add_argument("--json", type=Path, help="also save the figures to this file")
     args = parser.parse_args()
 
     results: list[tuple[str, int, float, int]] = []   # (store, nodes, seconds, redeliveries)
@@ -105,6 +107,11 @@ def main() -> None:
         rate = args.docs / seconds
         ratio = f"{rate / base:.2f}x" if base else "-"
         print(f"{store:<11} {count:>5} {seconds:>8.1f} {rate:>13.1f} {ratio:>13} {again:>12}")
+    if args.json:
+        args.json.write_text(json.dumps({"docs": args.docs, "cores": os.cpu_count(), "runs": [
+            {"store": store, "nodes": count, "seconds": round(seconds, 3),
+             "deliveries_per_s": round(args.docs / seconds, 1), "redelivered": again}
+            for store, count, seconds, again in results]}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,13 @@ by OFFSET instead of the keyset cursor, and the first page with messages NOT IND
     python scripts/bench_search.py                    # 1,000,000 messages (about two minutes to build)
     python scripts/bench_search.py --messages 20000   # a quick run
     python scripts/bench_search.py --plans            # also print SQLite's query plan of each search
+    python scripts/bench_search.py --json FILE        # also save the figures to FILE
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -176,7 +178,9 @@ def main() -> None:
     parser.add_argument("--analyze", action="store_true", help="run ANALYZE after the build (planner statistics)")
     parser.add_argument("--dir", type=Path, help="keep the store here (default: a temporary directory)")
     parser.add_argument("--reuse", action="store_true", help="with --dir: measure the store built there before")
+    parser.add_argument("--json", type=Path, help="also save the figures to this file")
     args = parser.parse_args()
+    figures: dict[str, Any] = {"messages": args.messages}
     with tempfile.TemporaryDirectory() as tmp:
         home = args.dir or Path(tmp)
         home.mkdir(parents=True, exist_ok=True)
@@ -195,13 +199,18 @@ def main() -> None:
             size_mb = database.stat().st_size / 1e6
             print(f"built {args.messages:,} messages (+documents, deliveries, MDNs) in {built:.1f} s, "
                   f"{size_mb:.0f} MB", flush=True)
+            figures.update(build_seconds=round(built, 1), database_mb=round(size_mb, 1))
         try:
-            report(store, pick_samples(store), args)
+            figures["rows"] = report(store, pick_samples(store), args)
         finally:
             store.close()
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def report(store: Store, samples: dict[str, Any], args: argparse.Namespace) -> None:
+def report(store: Store, samples: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Time every search and the overview, print the table and return its rows."""
+    rows: list[dict[str, Any]] = []
     cases: list[tuple[str, dict[str, Any]]] = [
         ("no filter", {}),
         ("partner", {"partner": "P03"}),
@@ -227,6 +236,7 @@ def report(store: Store, samples: dict[str, Any], args: argparse.Namespace) -> N
     for name, given in cases:
         median, worst, page = timed(lambda: store.search_transmissions(**given, limit=50), args.runs)
         deep = offset = "-"
+        keyset_ms = offset_ms = None
         ratio_offset = ratio_scan = "-"
         cursor = _page_1000_cursor(store, given)
         if cursor is not None:
@@ -242,6 +252,9 @@ def report(store: Store, samples: dict[str, Any], args: argparse.Namespace) -> N
         ratio_scan = f"{scan_ms / median:.0f}x"
         print(f"{name:<22} {len(page):>5} {median:>10.2f} {worst:>8.2f} {deep:>13} {offset:>13} {ratio_offset:>7} "
               f"{scan_ms:>12.1f} {ratio_scan:>7}", flush=True)
+        rows.append({"search": name, "found": len(page), "median_ms": round(median, 3), "max_ms": round(worst, 3),
+                     "page1000_keyset_ms": keyset_ms and round(keyset_ms, 3),
+                     "page1000_offset_ms": offset_ms and round(offset_ms, 3), "not_indexed_ms": round(scan_ms, 3)})
         if args.plans:
             _plan(store, given)
     for hours in (24, 24 * 7):
@@ -250,6 +263,9 @@ def report(store: Store, samples: dict[str, Any], args: argparse.Namespace) -> N
         messages_in = sum(p.messages for p in overview.partners)
         print(f"{f'overview {hours}h':<22} {messages_in:>5} {median:>10.2f} {worst:>8.2f}   "
               f"({len(overview.traffic)} traffic points, {len(overview.partners)} partners)")
+        rows.append({"search": f"overview {hours}h", "found": messages_in, "median_ms": round(median, 3),
+                     "max_ms": round(worst, 3)})
+    return rows
 
 
 def _page_1000_cursor(store: Store, given: dict[str, Any]) -> str | None:

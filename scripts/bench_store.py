@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import sys
 import tempfile
@@ -87,7 +88,8 @@ def run_mode(store: Store, inputs: list[tuple[Received, Document]], group: int) 
     return t
 
 
-def report(name: str, t: Timer) -> None:
+def report(name: str, t: Timer) -> dict:
+    """Print one mode's per-operation times and return them (ms per call, and per file)."""
     print(f"  {name}")
     print(f"    {'operation':<18}{'wall ms':>10}{'cpu ms':>10}")
     for op in OPS:
@@ -97,9 +99,14 @@ def report(name: str, t: Timer) -> None:
     for label, ops in (("per file (writes)", WRITES), ("per file (all)", OPS)):
         print(f"    {label:<18}{sum(t.wall[o] for o in ops) * 1000 / files:>10.3f}"
               f"{sum(t.cpu[o] for o in ops) * 1000 / files:>10.3f}")
+    return {"mode": name, "ops": {op: {"wall_ms": round(t.wall[op] * 1000 / (t.count[op] or 1), 4),
+                                       "cpu_ms": round(t.cpu[op] * 1000 / (t.count[op] or 1), 4)} for op in OPS},
+            "per_file_writes_wall_ms": round(sum(t.wall[o] for o in WRITES) * 1000 / files, 4),
+            "per_file_all_wall_ms": round(sum(t.wall[o] for o in OPS) * 1000 / files, 4)}
 
 
-def bench(url_for, n: int, group: int) -> None:
+def bench(url_for, n: int, group: int) -> list[dict]:
+    modes = []
     for name, g in (("one call per transaction", 1), (f"store.batch() groups of {group}", group)):
         with tempfile.TemporaryDirectory() as tmp, url_for(tmp) as url:
             with Store.open(url, Path(tmp) / "blobs") as store:
@@ -113,7 +120,8 @@ def bench(url_for, n: int, group: int) -> None:
                     store.blobs.put(received.raw)
                     store.blobs.put(document_json(doc.envelope))
                 run_mode(store, warm, group)   # warm statement caches and pools
-                report(name, run_mode(store, inputs, group))
+                modes.append(report(name, run_mode(store, inputs, group)))
+    return modes
 
 
 @contextmanager
@@ -147,13 +155,17 @@ def main() -> None:
     parser.add_argument("--pg", metavar="URL",
                         help="also run on PostgreSQL: a scratch database is created on this server and dropped")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--json", type=Path, help="also save the figures to this file")
     args = parser.parse_args()
+    figures: dict = {"messages": args.messages, "group": args.group}
     if not args.no_sqlite:
         print(f"SQLite, {args.messages} messages")
-        bench(sqlite_url, args.messages, args.group)
+        figures["sqlite"] = bench(sqlite_url, args.messages, args.group)
     if args.pg:
         print(f"PostgreSQL, {args.messages} messages")
-        bench(pg_url_factory(args.pg), args.messages, args.group)
+        figures["postgresql"] = bench(pg_url_factory(args.pg), args.messages, args.group)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -341,6 +341,40 @@ async def test_409_and_503_answers(gw, tmp_path):
         broken.close()
 
 
+async def test_a_submitted_document_is_found_by_its_number_and_sent_under_its_file_name(gw, tmp_path):
+    _, queued, _ = await call(gw.http.url, "POST", "/api/v1/documents",
+                              {"partner": "ACME", "type": "invoice", "document": INVOICE}, auth())
+    [found] = gw.store.search_transmissions(document_number="INV-7", direction="outbound")
+    assert found.id == queued["id"] and found.filename == "invoice-INV-7.x12"
+    await until_status(gw, queued["id"], "sent")
+    outbox = gw.settings.sftp.root / "ACME" / "outbox"
+    assert [p.name for p in outbox.iterdir()] == ["invoice-INV-7.x12"]
+
+
+async def test_a_token_over_its_rate_limit_gets_429_and_others_are_not_held_back(gw, tmp_path):
+    deployment_in(tmp_path / "limited")
+    config = tmp_path / "limited" / "gateway.toml"
+    config.write_text(config.read_text().replace("[api]\n", "[api]\nrate_limit = 2\n"))
+    limited = load_deployment(tmp_path / "limited")
+    assert limited.settings.api.rate_limit == 2
+    server = TestServer(_app(DocumentApi(limited, gw.store)), host="127.0.0.1")
+    await server.start_server()
+    try:
+        base = str(server.make_url(""))
+        path = "/api/v1/documents/msg_0000000000000000000a"
+        answers = [(await call(base, "GET", path, headers=auth()))[0] for _ in range(3)]
+        assert answers == [404, 404, 429]                  # a burst of one second's worth, then refused
+        status, refused, headers = await call(base, "POST", "/api/v1/documents",
+                                              {"partner": "ACME", "type": "invoice", "document": INVOICE}, auth())
+        assert status == 429 and int(headers["Retry-After"]) >= 1
+        assert refused["errors"][0].startswith("too many requests for this token (limit 2/s)")
+        assert (await call(base, "GET", path, headers=auth(OTHER_TOKEN)))[0] == 404   # its own allowance
+        await asyncio.sleep(0.6)                                                      # a token comes back
+        assert (await call(base, "GET", path, headers=auth()))[0] == 404
+    finally:
+        await server.close()
+
+
 def _app(api: DocumentApi) -> Any:
     from aiohttp import web
 

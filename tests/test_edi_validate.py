@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -579,7 +578,8 @@ def test_shared_samples_validate_as_read(messages: list, request: pytest.Fixture
 # --------------------------------------------------------------------------- speed
 
 
-def test_a_200_segment_orders_validates_well_under_a_millisecond_per_100_segments() -> None:
+def test_a_200_segment_orders_validates_clean() -> None:
+    # Its speed (~3.4 us per segment when measured) belongs in a benchmark, not in an assertion here.
     lines = ORDERS_D96A[:14]
     n = 0
     while len(lines) < 196:
@@ -587,10 +587,5 @@ def test_a_200_segment_orders_validates_well_under_a_millisecond_per_100_segment
         lines = [*lines, f"LIN+{n}++5412345678908:EN", f"PIA+1+ART{n}:SA", f"IMD+F++:::Article {n}",
                  f"QTY+21:{n}:PCE", "PRI+AAA:12.50"]
     message, interchange = edifact(*lines, "UNS+S", f"CNT+2:{n}")
+    assert len(message.segments) > 190
     assert validate(message, interchange) == []
-    rounds = 50
-    start = time.perf_counter()
-    for _ in range(rounds):
-        validate(message, interchange)
-    per_segment = (time.perf_counter() - start) / rounds / len(message.segments)
-    assert per_segment < 10e-6     # 1 ms per 100 segments; measured ~3.4 us here

@@ -156,17 +156,17 @@ async def test_outbox_connector_places_each_file_once_and_never_overwrites_anoth
     outbox = tmp_path / "sftp" / "ACME" / "outbox"
     first = DeliveryJob(delivery_id="d1", target="outbox:ACME", partner="ACME", document_id="out_1",
                         document_type="edi", idempotency_key="k" * 32, body=b"UNB+first'", attempt=1,
-                        document_number="invoice.edi")
+                        filename="invoice.edi")
     await conn.send(first)
     await conn.send(first)   # a retry after the write: the same single file
     other = DeliveryJob(delivery_id="d2", target="outbox:ACME", partner="ACME", document_id="out_2",
                         document_type="edi", idempotency_key="m" * 32, body=b"UNB+second'", attempt=1,
-                        document_number="../../invoice.edi")
+                        filename="../../invoice.edi")
     await conn.send(other)   # same plain name, other bytes: kept apart, path parts dropped
     assert sorted(p.name for p in outbox.iterdir()) == ["invoice-" + "m" * 12 + ".edi", "invoice.edi"]
     assert (outbox / "invoice.edi").read_bytes() == b"UNB+first'"
     hostile = DeliveryJob(delivery_id="d3", target="outbox:ACME", partner="ACME", document_id="out_3",
                           document_type="edi", idempotency_key="n" * 32, body=b"x", attempt=1,
-                          document_number=".hidden")
+                          filename=".hidden")
     await conn.send(hostile)
     assert (outbox / "out_3.edi").read_bytes() == b"x"

@@ -115,7 +115,7 @@ def make_world(tmp_path: Path, server: Server, *, max_file_mb: float = 1, **over
 def job(name: str = "ORDERS_1.edi", body: bytes = ORDER, key: str | None = None) -> DeliveryJob:
     return DeliveryJob(delivery_id="dlv_1", target=sftp_target("ACME"), partner="ACME", document_id="out_1",
                        document_type="edi", idempotency_key=key or secrets.token_hex(16), body=body, attempt=1,
-                       document_number=name)
+                       filename=name)
 
 
 async def test_an_unreadable_key_file_of_ours_is_permanent(tmp_path):

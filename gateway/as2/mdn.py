@@ -160,7 +160,10 @@ def _parse_mdn(content_type: str, body: bytes, trusted: Sequence[x509.Certificat
         if part_type == "message/disposition-notification":
             fields = _fields(decoded)
         elif part_type == "text/plain" and not text:
-            text = decoded.decode(part_params.get("charset", "utf-8"), errors="replace").strip()
+            try:
+                text = decoded.decode(part_params.get("charset", "utf-8"), errors="replace").strip()
+            except LookupError:   # a charset Python does not know: the human-readable text is only informative
+                text = decoded.decode("utf-8", errors="replace").strip()
     if "disposition" not in fields:
         raise UnexpectedProcessingError("MDN has no Disposition field")
     action, _, value = fields["disposition"].partition(";")

@@ -20,6 +20,8 @@ __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_DEPTH", "REFUSED_DTD", "SchemaProbl
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024     # business documents are KB..MB; more is a mistake or an attack
 DEFAULT_MAX_DEPTH = 64                   # UBL nests ~8 deep; libxml2 itself stops at 256
+DEFAULT_MAX_ELEMENTS = 200_000           # a 10,000-line invoice has ~150,000; a tree costs ~120 bytes per element
+_FEED_BYTES = 64 * 1024                  # parsed in pieces, so a limit stops it before the whole tree is built
 REFUSED_DTD = "external entities and DTDs are refused"
 
 # Prolog items that may precede a DOCTYPE or the root element (XML 1.0 §2.8).
@@ -33,13 +35,16 @@ _FAMILIES = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-b
 _POSITION_SUFFIX = re.compile(r", line \d+, column \d+\Z")
 
 
+_HARDENED = dict(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
+                 collect_ids=False, attribute_defaults=False)
+
+
 def hardened_parser() -> etree.XMLParser:
     """A new parser that loads no DTD, resolves no entity, never uses the network.
 
     A new one per document: parsers keep state, and creating one costs microseconds.
     """
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                           huge_tree=False, collect_ids=False, attribute_defaults=False)
+    return etree.XMLParser(**_HARDENED)
 
 
 def _prolog_doctype(raw: bytes) -> tuple[int, int] | None:
@@ -67,19 +72,26 @@ def _prolog_doctype(raw: bytes) -> tuple[int, int] | None:
 
 def _syntax_error(exc: etree.XMLSyntaxError) -> ParseError:
     line, column = exc.position if exc.position else (exc.lineno or 0, 0)
-    message = _POSITION_SUFFIX.sub("", (exc.msg or str(exc)).strip())
+    text = exc.msg or str(exc)
+    # The feeding parser may report only "no element found" at close: libxml2's first error of
+    # this document (the log was cleared before it) is the cause.
+    first = next(iter(exc.error_log), None) if exc.error_log else None
+    if (line, column) == (0, 0) and first is not None:
+        line, column, text = first.line, first.column, first.message
+    message = " ".join(_POSITION_SUFFIX.sub("", text.strip()).split())   # one line
     if "amplification" in message or ("ntity" in message and "loop" in message):
         message = f"{message} ({REFUSED_DTD})"
     return ParseError(f"line {line} column {column}: {message}")
 
 
-def parse_xml(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
-              max_depth: int = DEFAULT_MAX_DEPTH) -> etree._ElementTree:
+def parse_xml(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH,
+              max_elements: int = DEFAULT_MAX_ELEMENTS) -> etree._ElementTree:
     """Parse untrusted XML bytes into an lxml tree, or raise ParseError (with line and column).
 
     The encoding comes from the BOM or the ``<?xml encoding=...?>`` declaration (UTF-8 when
     neither says), as XML requires. Refused: any DOCTYPE or entity declaration, more than
-    ``max_bytes`` bytes, elements nested deeper than ``max_depth``.
+    ``max_bytes`` bytes, elements nested deeper than ``max_depth``, more than ``max_elements``
+    elements (a wide tree of empty elements costs ~30x its bytes in memory).
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise ParseError(f"expected bytes, got {type(raw).__name__}")
@@ -89,8 +101,26 @@ def parse_xml(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
     doctype = _prolog_doctype(raw)
     if doctype is not None:
         raise ParseError(f"line {doctype[0]} column {doctype[1]}: the document has a DOCTYPE: {REFUSED_DTD}")
+    if not raw.strip():
+        raise ParseError("line 1 column 1: Document is empty")
+    etree.clear_error_log()   # this thread's log: what an error reports must be this document's
+    parser = etree.XMLPullParser(events=("start", "end"), **_HARDENED)
+    depth = elements = 0
     try:
-        root = etree.fromstring(raw, hardened_parser())
+        for offset in range(0, len(raw), _FEED_BYTES):
+            parser.feed(raw[offset:offset + _FEED_BYTES])
+            for event, element in parser.read_events():
+                if event == "end":
+                    depth -= 1
+                    continue
+                depth += 1
+                elements += 1
+                if depth > max_depth:
+                    raise ParseError(f"line {element.sourceline} column 0: elements nested deeper than "
+                                     f"{max_depth} levels (<{etree.QName(element).localname}>)")
+                if elements > max_elements:
+                    raise ParseError(f"line {element.sourceline} column 0: more than {max_elements} elements")
+        root = parser.close()
     except etree.XMLSyntaxError as exc:
         raise _syntax_error(exc) from None
     except (ValueError, LookupError) as exc:   # e.g. an unknown encoding name in the declaration
@@ -100,15 +130,6 @@ def parse_xml(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
     # Second guard for encodings the prolog scan cannot read (EBCDIC...): libxml2 saw a DTD.
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
         raise ParseError(f"line 1 column 1: the document has a DOCTYPE: {REFUSED_DTD}")
-    depth = 0
-    for event, element in etree.iterwalk(root, events=("start", "end")):
-        if event == "start":
-            depth += 1
-            if depth > max_depth:
-                raise ParseError(f"line {element.sourceline} column 0: elements nested deeper than "
-                                 f"{max_depth} levels (<{etree.QName(element).localname}>)")
-        else:
-            depth -= 1
     return tree
 
 

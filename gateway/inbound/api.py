@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ from ..edi.serialize import render
 from ..store.submissions import Submission
 from ..errors import GatewayError, IdempotencyConflict, StoreError, ValidationError
 from ..model import Channel
+from ..retry import RateLimit
 
 log = structlog.get_logger("gateway.api")
 
@@ -81,6 +83,8 @@ class DocumentApi:
         api = deployment.settings.api
         self._tokens = [(ref, value.encode()) for ref, value in zip(api.token_refs, api.tokens)]
         self.max_documents = api.max_documents
+        self.rate_limit = api.rate_limit
+        self._rates: dict[str, RateLimit] = {}     # per token reference
         self._openapi = OPENAPI_FILE.read_bytes()
 
     def routes(self) -> list[web.RouteDef]:
@@ -94,7 +98,10 @@ class DocumentApi:
     # ------------------------------------------------------------------ authentication
 
     def _caller(self, request: web.Request) -> str:
-        """The reference of the bearer token presented (e.g. "env:ERP_API_TOKEN"); ApiError 401 otherwise."""
+        """The reference of the bearer token presented (e.g. "env:ERP_API_TOKEN"); ApiError 401 otherwise.
+
+        A token over its ``[api] rate_limit`` gets ApiError 429 with Retry-After.
+        """
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
         found = ""
         if scheme.lower() == "bearer" and presented.strip():
@@ -105,6 +112,13 @@ class DocumentApi:
         if not found:
             raise ApiError(401, ["missing or unknown bearer token (Authorization: Bearer <token>)"],
                            {"WWW-Authenticate": 'Bearer realm="gateway"'})
+        limit = self._rates.setdefault(found, RateLimit(self.rate_limit))
+        now = time.monotonic()
+        if limit.available(now) < 1:
+            wait = max(1, math.ceil(limit.wait(now)))
+            raise ApiError(429, [f"too many requests for this token (limit {self.rate_limit:g}/s): retry in {wait} s"],
+                           {"Retry-After": str(wait)})
+        limit.take(now)
         return found
 
     # ------------------------------------------------------------------ POST /documents
@@ -151,6 +165,7 @@ class DocumentApi:
                 filename=filename, document_type=document_type, idempotency_key=store_key, channel=Channel.API,
                 standard=composed.standard, expect_ack_within=self.deployment.expect_ack_seconds(partner),
                 submission=Submission(caller, request_sha256, self.deployment.settings.api.callback_target(caller)),
+                number=", ".join(composed.numbers)[:200],
                 now=at, durable=True)
         except IdempotencyConflict:   # the key was used when the partner's channel was another
             raise ApiError(409, [f"Idempotency-Key: {key!r} was used for {partner.id} when it was reached "

@@ -96,7 +96,7 @@ class As2Connector:
         a = self.as2
         certificate = self._encryption_certificate() if a.encrypt else None
         return build(
-            job.body, content_type=a.content_type, filename=job.document_number or f"{job.document_id}.{job.document_type}",
+            job.body, content_type=a.content_type, filename=job.filename or f"{job.document_id}.{job.document_type}",
             sign=self.ours.identities[0] if a.sign else None, digest=a.sign or "sha256",
             encrypt=[certificate] if certificate is not None else (), cipher=a.encrypt or "aes256-cbc",
             compress=a.compress or None, binary_transfer=a.binary_transfer,

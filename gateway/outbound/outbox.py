@@ -15,7 +15,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 def outbox_name(job: DeliveryJob) -> str:
     """The file name the partner sees: the submitted name when it is plain, else one from the document id."""
-    name = Path(job.document_number).name if job.document_number else ""
+    name = Path(job.filename).name if job.filename else ""
     return name if _SAFE_NAME.match(name) else f"{job.document_id}.{job.document_type}"
 
 

@@ -194,7 +194,7 @@ class SftpConnector:
 
     def file_name(self, job: DeliveryJob) -> str:
         """The name the partner sees: the submitted file name, else ``<document id>.<type>``."""
-        name = job.document_number or f"{job.document_id}.{job.document_type}"
+        name = job.filename or f"{job.document_id}.{job.document_type}"
         if not safe_name(name):
             raise PermanentDeliveryError(f"partner {self.partner_id}: {name!r} is not a safe file name for their "
                                          "SFTP server (no folders, hidden names or control characters)")

@@ -259,6 +259,7 @@ class EdiMixin(StoreBase):
         related: Iterable[str] = (),
         standard: str = "",
         submission: Submission | None = None,
+        number: str = "",
         now: float | None = None,
     ) -> tuple[MessageRecord, str]:
         """Number, store and queue an outbound interchange in one transaction; ``(message, delivery_id)``.
@@ -271,6 +272,7 @@ class EdiMixin(StoreBase):
         interchange and each message by then (see ``overdue_acks``). ``related``: ids of the
         inbound messages this one answers (an acknowledgment); each gets an "ack-sent" event.
         ``submission``: the API request it came from, recorded with it (gateway/store/submissions.py).
+        ``number``: the document number(s) it carries (searched by operators; default the file name).
         """
         at = now_or(now)
         _maximum(format)
@@ -316,7 +318,7 @@ class EdiMixin(StoreBase):
             })
             conn.execute(documents.insert(), {
                 "id": document_id, "message_id": message_id, "partner": partner, "type": document_type,
-                "number": filename, "position": 0, "idempotency_key": key or f"interchange:{message_id}",
+                "number": number or filename, "position": 0, "idempotency_key": key or f"interchange:{message_id}",
                 "blob_sha256": sha, "created_at": at, "updated_at": at,
             })
             if submission is not None:

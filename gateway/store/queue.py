@@ -24,6 +24,8 @@ from gateway.store.tables import deliveries, documents, messages
 log = logging.getLogger(__name__)
 
 _DUE_STATUSES = (DeliveryStatus.QUEUED.value, DeliveryStatus.RETRYING.value)
+DEFAULT_MAX_RETRY_DELAY = 86400.0   # claim(max_retry_delay=...): the worker passes its targets' real maximum
+SKEW = 60.0                         # seconds nodes' clocks may differ before a horizon counts as a jump
 _DEAD = DeliveryStatus.DEAD.value
 
 
@@ -65,9 +67,13 @@ def _due_query(excluding_targets: bool, excluding_ids: bool) -> sa.Select:
         sa.select(deliveries.c.id, deliveries.c.document_id, deliveries.c.partner, deliveries.c.target,
                   deliveries.c.attempts, deliveries.c.created_at, deliveries.c.next_attempt_at)
         .where(constant_in(deliveries.c.status, _DUE_STATUSES))
-        .where(deliveries.c.next_attempt_at <= sa.bindparam("now", type_=sa.Double))
+        # Beyond the horizon (the furthest any retry or lease is set ahead) only a wall clock that
+        # jumped back can have put it: due now rather than stranded for the size of the jump.
+        .where(sa.or_(deliveries.c.next_attempt_at <= sa.bindparam("now", type_=sa.Double),
+                      deliveries.c.next_attempt_at > sa.bindparam("retry_horizon", type_=sa.Double)))
         .where(sa.or_(deliveries.c.lease_expires_at.is_(None),
-                      deliveries.c.lease_expires_at <= sa.bindparam("now", type_=sa.Double)))
+                      deliveries.c.lease_expires_at <= sa.bindparam("now", type_=sa.Double),
+                      deliveries.c.lease_expires_at > sa.bindparam("lease_horizon", type_=sa.Double)))
         .where(_IN_TURN)
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         .limit(sa.bindparam("slots", type_=sa.Integer))
@@ -81,7 +87,8 @@ def _due_query(excluding_targets: bool, excluding_ids: bool) -> sa.Select:
     return (
         sa.select(due.c.id, due.c.document_id, documents.c.message_id, due.c.partner, due.c.target,
                   documents.c.type, documents.c.idempotency_key, due.c.attempts, due.c.created_at,
-                  documents.c.blob_sha256, due.c.next_attempt_at, documents.c.number, messages.c.received_at)
+                  documents.c.blob_sha256, due.c.next_attempt_at, documents.c.number, messages.c.received_at,
+                  messages.c.filename)
         .join_from(due, documents, documents.c.id == due.c.document_id)
         .join(messages, messages.c.id == documents.c.message_id)
         .order_by(due.c.next_attempt_at, due.c.id)
@@ -173,6 +180,7 @@ class QueueMixin(StoreBase):
         lease_seconds: float,
         exclude_targets: Collection[str] = (),
         per_target: Mapping[str, int] | None = None,
+        max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
         now: float | None = None,
     ) -> list[ClaimedDelivery]:
         """Lease up to ``limit`` due deliveries to ``owner`` for ``lease_seconds``.
@@ -183,6 +191,9 @@ class QueueMixin(StoreBase):
         that many (targets not named there are not capped). Each claim increments
         ``attempts``. A delivery whose document blob is missing or corrupt cannot be sent:
         it is dead-lettered with the BlobError as its error and left out of the result.
+        ``max_retry_delay``: the furthest ahead any retry is scheduled; a delivery due later than
+        that (or leased for longer than ``lease_seconds``) was scheduled before the wall clock
+        jumped back, and is due now.
         """
         if limit <= 0:
             return []
@@ -198,7 +209,8 @@ class QueueMixin(StoreBase):
             rounds = 0
             while len(picked) < limit:
                 rounds += 1
-                params = {"now": at, "slots": limit - len(picked)}
+                params = {"now": at, "slots": limit - len(picked), "retry_horizon": at + max_retry_delay + SKEW,
+                          "lease_horizon": at + lease_seconds + SKEW}
                 if excluded:
                     params["excluded"] = sorted(excluded)
                 if picked_ids:
@@ -226,7 +238,7 @@ class QueueMixin(StoreBase):
                          if len(picked_ids) > 1 else {"delivery_id": picked_ids[0], **lease})
         claimed: list[ClaimedDelivery] = []
         for (delivery_id, document_id, message_id, partner, target, document_type, idempotency_key, attempts,
-             created_at, blob_sha256, _next_attempt_at, number, received_at) in picked:
+             created_at, blob_sha256, _next_attempt_at, number, received_at, filename) in picked:
             try:
                 body = self.blobs.get(blob_sha256)
             except BlobError as e:
@@ -238,6 +250,7 @@ class QueueMixin(StoreBase):
                 target=target, document_type=document_type, idempotency_key=idempotency_key,
                 attempts=attempts + 1,  # this claim's, as the UPDATE above counted it (the row is ours)
                 created_at=created_at, body=body, document_number=number, received_at=received_at,
+                filename=filename,
             ))
         return claimed
 

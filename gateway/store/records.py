@@ -99,8 +99,9 @@ class ClaimedDelivery:
     attempts: int
     created_at: float
     body: bytes
-    document_number: str = ""   # e.g. the PO number; the file name of an outbound file
+    document_number: str = ""   # e.g. the PO number
     received_at: float = 0.0    # when its message arrived (receipt-to-delivery latency)
+    filename: str = ""          # its message's file name (what a file sent to a partner is called)
 
 
 @dataclass(frozen=True, slots=True)
