@@ -64,7 +64,11 @@ class HttpServer:
         """Bind the socket and start serving."""
         s = self.settings
         context = server_ssl_context(str(s.tls_cert), str(s.tls_key)) if s.tls_cert and s.tls_key else None
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # aiohttp closes a connection whose handler still waits for a request head when its keep-alive
+        # time is up -- armed when the connection opens and after each answer -- so this bounds a
+        # trickled ("slowloris") head by request_timeout, like the AS2 handler bounds a body.
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                               keepalive_timeout=s.request_timeout)
         await runner.setup()
         try:
             await web.TCPSite(runner, s.host, s.port, ssl_context=context, reuse_port=self.shared or None).start()

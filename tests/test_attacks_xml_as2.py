@@ -317,9 +317,6 @@ async def test_slowloris_body_is_cut_at_request_timeout_and_others_are_served(gw
     assert list(gw.tmp_dir.iterdir()) == [], "the slow bodies' temp files are gone"
 
 
-@pytest.mark.xfail(strict=True, reason="product bug (issue 8, fuzz brief): [http] request_timeout only bounds the body; "
-                                       "aiohttp has no header-read timeout, so a client trickling headers holds its "
-                                       "connection (and a slot) indefinitely")
 async def test_slowloris_headers_are_cut_at_request_timeout_and_others_are_served(gw: Endpoint, keys) -> None:
     slow = [asyncio.create_task(_trickle(gw.server.port, _slow_headers(), gap=0.1, give_up=REQUEST_TIMEOUT + 2))
             for _ in range(20)]
