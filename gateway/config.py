@@ -567,26 +567,20 @@ def load_deployment(home: Path, environ: dict[str, str] | None = None) -> Deploy
 
 
 def _check_shared_identifiers(partners: dict[str, Partner], problems: list[ConfigProblem]) -> None:
-    """Two partners claiming one sender id would let one impersonate the other: flag it."""
+    """Two partners claiming one sender id, SFTP user or AS2 id would let one impersonate the other: flag it."""
     seen: dict[tuple[str, str], str] = {}
     for partner in partners.values():
-        for fmt, idents in partner.identifiers.items():
-            for ident in idents:
-                bare = ident.rpartition(":")[2]
-                other = seen.setdefault((fmt, bare), partner.id)
-                if other != partner.id:
-                    problems.append(ConfigProblem(partner.file, f"identifiers.{fmt}",
-                                                  f"{ident!r} is also an identifier of partner {other}"))
+        claims = [(fmt, ident.rpartition(":")[2], f"identifiers.{fmt}", f"{ident!r} is also an identifier of partner")
+                  for fmt, idents in partner.identifiers.items() for ident in idents]
         if partner.sftp is not None:
-            other = seen.setdefault(("sftp", partner.sftp.username), partner.id)
-            if other != partner.id:
-                problems.append(ConfigProblem(partner.file, "sftp.username",
-                                              f"{partner.sftp.username!r} is also the SFTP user of partner {other}"))
+            name = partner.sftp.username
+            claims.append(("sftp", name, "sftp.username", f"{name!r} is also the SFTP user of partner"))
         if partner.as2 is not None:
-            other = seen.setdefault(("as2", partner.as2.as2_id), partner.id)
+            claims.append(("as2", partner.as2.as2_id, "as2.id", f"{partner.as2.as2_id!r} is also the AS2 id of partner"))
+        for kind, value, key, text in claims:
+            other = seen.setdefault((kind, value), partner.id)
             if other != partner.id:
-                problems.append(ConfigProblem(partner.file, "as2.id",
-                                              f"{partner.as2.as2_id!r} is also the AS2 id of partner {other}"))
+                problems.append(ConfigProblem(partner.file, key, f"{text} {other}"))
 
 
 def check_deployment(home: Path, environ: dict[str, str] | None = None) -> list[ConfigProblem]:

@@ -8,7 +8,6 @@ import http.client
 import json
 import random
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 from aiohttp import web
 
-from harness import GatewayProcess, RecordingTarget, drop, edifact_order, make_deployment, wait_for
+from harness import GatewayProcess, RecordingTarget, ThreadedServer, drop, edifact_order, make_deployment, wait_for
 
 # --------------------------------------------------------------------------- a target with faults
 
@@ -285,44 +284,20 @@ def fault_gateway(tmp: Path, target: RecordingTarget, name: str = "gw", env: dic
 # --------------------------------------------------------------------------- an AS2 partner that never answers
 
 
-class SilentAs2Partner:
+class SilentAs2Partner(ThreadedServer):
     """An AS2 partner endpoint that takes every message (HTTP 200) and never sends the async MDN it was asked for."""
+
+    path = "/as2"
 
     def __init__(self) -> None:
         self.posts: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/as2", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
+        super().__init__()
 
     async def _handle(self, request: web.Request) -> web.Response:
         await request.read()
         with self._lock:
             self.posts.append(dict(request.headers))
         return web.Response(status=200)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/as2"
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 def free_port() -> int:

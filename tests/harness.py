@@ -53,18 +53,15 @@ def edifact_order(po: str, icr: str | None = None, lines: int = 2, sender: str =
     return ("UNA:+.? '\n" + "\n".join(segs) + "\n").encode()
 
 
-class RecordingTarget:
-    """A real aiohttp REST target on 127.0.0.1, in its own thread, that records every POST.
+class ThreadedServer:
+    """A real aiohttp server on 127.0.0.1 (a free port), running in its own thread and event loop.
 
-    ``mode`` scripts its answers: "ok" (200), an int status for every request, or a callable
-    ``(body: dict) -> int`` deciding per request. Received documents are kept with their
-    headers and arrival time, so tests can check keys, signatures and latency.
+    Subclasses answer POSTs to ``path`` with ``_handle``; ``close()`` stops it.
     """
 
+    path = "/"
+
     def __init__(self) -> None:
-        self.mode: Any = "ok"
-        self.received: list[dict[str, Any]] = []
-        self.attempts: list[tuple[float, int, str]] = []   # (time, status, idempotency key)
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -75,7 +72,7 @@ class RecordingTarget:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/orders", self._handle)
+        app.router.add_post(self.path, self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -83,6 +80,35 @@ class RecordingTarget:
         self.port = site._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+class RecordingTarget(ThreadedServer):
+    """A real aiohttp REST target on 127.0.0.1, in its own thread, that records every POST.
+
+    ``mode`` scripts its answers: "ok" (200), an int status for every request, or a callable
+    ``(body: dict) -> int`` deciding per request. Received documents are kept with their
+    headers and arrival time, so tests can check keys, signatures and latency.
+    """
+
+    path = "/orders"
+
+    def __init__(self) -> None:
+        self.mode: Any = "ok"
+        self.received: list[dict[str, Any]] = []
+        self.attempts: list[tuple[float, int, str]] = []   # (time, status, idempotency key)
+        super().__init__()
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -96,18 +122,9 @@ class RecordingTarget:
                                       "document": document})
         return web.Response(status=status, text="ok" if status < 300 else "refused")
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/orders"
-
     def keys(self) -> list[str]:
         with self._lock:
             return [r["headers"]["Idempotency-Key"] for r in self.received]
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 def verify_signature(record: dict[str, Any], secret: str = SECRET) -> bool:

@@ -9,12 +9,10 @@ searched for each secret value.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,7 +21,7 @@ from pathlib import Path
 import asyncssh
 from aiohttp import web
 
-from harness import SECRET, GatewayProcess, drop, edifact_order, make_deployment, wait_for
+from harness import SECRET, GatewayProcess, ThreadedServer, drop, edifact_order, make_deployment, wait_for
 
 SECRETS = {
     "GW_BEARER": "bearer-secret-7f3a9c1e5b",
@@ -42,40 +40,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class EchoingTarget:
+class EchoingTarget(ThreadedServer):
     """A REST target that refuses everything with 401 and puts every request header in its answer."""
+
+    path = "/{tail:.*}"
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
+        super().__init__()
 
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-
-            async def handle(request: web.Request) -> web.Response:
-                headers = dict(request.headers)
-                self.seen.append(headers)
-                return web.Response(status=401, text=f"denied: {json.dumps(headers)}")
-
-            app = web.Application()
-            app.router.add_post("/{tail:.*}", handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        ready.wait(10)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+    async def _handle(self, request: web.Request) -> web.Response:
+        headers = dict(request.headers)
+        self.seen.append(headers)
+        return web.Response(status=401, text=f"denied: {json.dumps(headers)}")
 
 
 def deployment(tmp_path: Path, echo_port: int, http_port: int) -> Path:
