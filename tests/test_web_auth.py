@@ -261,3 +261,18 @@ async def test_the_overview_lists_open_alerts_most_severe_first(world: dict) -> 
         await sign_in(viewer, dash.url, "victor")
         async with viewer.get(f"{dash.url}/") as page:
             assert "No open alerts." in await page.text()
+
+
+async def test_replay_of_a_message_whose_raw_blob_is_damaged_is_refused_clearly(world: dict) -> None:
+    store = world["store"]
+    message = store.message(world["other"])
+    path = store.blobs.path(message.raw_sha256)
+    path.chmod(0o600)
+    path.write_bytes(b"not the bytes that were received")   # damaged at rest: its hash no longer matches
+    async with Dashboard(world["deployment"], store) as dash, client() as op:
+        await sign_in(op, dash.url, "olivia")
+        csrf = await csrf_of(op, dash.url)
+        async with op.post(f"{dash.url}/transmissions/{message.id}/replay", data={"csrf": csrf}) as r:
+            assert r.status == 409 and "The replay was refused" in await r.text()
+    [event] = [e for e in store.timeline(message.id) if e.step == "operator"]
+    assert event.outcome == "error" and "corrupt" in event.detail

@@ -214,8 +214,12 @@ class TransmissionViews:
         def write_from_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
             return asyncio.run_coroutine_threadsafe(self.write(fn, *args, **kwargs), loop).result()
 
-        outcome = await asyncio.to_thread(run_pipeline, self.store, self.deployment, message.id,
-                                          write_from_thread, replay=True)
+        try:
+            outcome = await asyncio.to_thread(run_pipeline, self.store, self.deployment, message.id,
+                                              write_from_thread, replay=True)
+        except GatewayError as exc:   # e.g. its raw bytes are damaged (BlobError): nothing can be sent from them
+            await self._operator_event(user, "error", f"replay of {message.id}: {exc}", message_id=message.id)
+            return self.refuse(request, user, 409, f"The replay was refused: {exc}")
         if outcome is None:
             error = (await asyncio.to_thread(self.store.message, message.id)).error or "rejected"
             await self._operator_event(user, "error", f"replay of {message.id}: {error}", message_id=message.id)
