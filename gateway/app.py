@@ -35,7 +35,7 @@ from .schedule import Schedule
 from .store import Store, document_json
 from .worker import DeliveryWorker
 from .web import WebDashboard
-from .writer import BatchWriter
+from .writer import BatchWriter, blocking
 
 log = structlog.get_logger("gateway.app")
 
@@ -346,8 +346,7 @@ class Gateway:
         # Every log line written meanwhile (ours, the mapping's, a library's) names the message.
         loop = self._loop
         with structlog.contextvars.bound_contextvars(message_id=message_id):
-            return run_pipeline(self.store, self.deployment, message_id, lambda fn, *a, **kw:
-                                asyncio.run_coroutine_threadsafe(self.write(fn, *a, **kw), loop).result(),
+            return run_pipeline(self.store, self.deployment, message_id, blocking(self.write, loop),
                                 metrics=self.metrics)
 
 

@@ -18,9 +18,6 @@ from .model import Channel, DeliveryStatus
 from .store.base import iso
 from .store.edi import ACK_OUTCOMES
 
-STATES = ("queued", "sent", "dead", "mdn", "acknowledged")
-
-
 def document_status(store: Any, message_id: str) -> dict[str, Any] | None:
     """The status document of an outbound API/CLI message, or None when there is no such message."""
     try:

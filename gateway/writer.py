@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
 
@@ -89,3 +89,18 @@ class BatchWriter:
     def close(self) -> None:
         """Wait for the writer thread to finish what it has."""
         self._pool.shutdown(wait=True)
+
+
+Write = Callable[..., Awaitable[Any]]
+
+
+async def threaded_write(fn: Callable[..., Any], *args: Any, durable: bool = False, **kwargs: Any) -> Any:
+    """The stand-in for a BatchWriter where there is none (tests, tools): the write on a worker thread."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def blocking(write: Write, loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:
+    """``write`` for code running in another thread (the pipeline): submits to ``loop`` and waits."""
+    def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(write(fn, *args, **kwargs), loop).result()
+    return call

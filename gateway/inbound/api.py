@@ -36,10 +36,11 @@ from ..callbacks import document_status
 from ..compose import compose_documents
 from ..config import Deployment
 from ..edi.serialize import render
-from ..store.submissions import Submission
 from ..errors import GatewayError, IdempotencyConflict, StoreError, ValidationError
 from ..model import Channel
 from ..retry import RateLimit
+from ..store.submissions import Submission
+from ..writer import threaded_write
 
 log = structlog.get_logger("gateway.api")
 
@@ -66,11 +67,6 @@ class ApiError(Exception):
         return web.json_response({"errors": self.errors}, status=self.status, headers=self.headers)
 
 
-async def _threaded(fn: Callable[..., Any], *args: Any, durable: bool = False, **kwargs: Any) -> Any:
-    """The stand-in for the app's BatchWriter: the write on a worker thread."""
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
 class DocumentApi:
     """Handlers of the document API; add :meth:`routes` to the HTTP server before it starts."""
 
@@ -78,7 +74,7 @@ class DocumentApi:
                  on_queued: Callable[[], None] | None = None) -> None:
         self.deployment = deployment
         self.store = store
-        self.write = write or _threaded
+        self.write = write or threaded_write
         self.on_queued = on_queued          # e.g. wake the delivery worker
         api = deployment.settings.api
         self._tokens = [(ref, value.encode()) for ref, value in zip(api.token_refs, api.tokens)]

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..errors import GatewayError
 from ..model import Channel, DeliveryStatus, MessageStatus
+from ..writer import blocking
 from .auth import PREFIX, WebUser, action, page, see_other
 from .masking import masked_document
 
@@ -209,14 +210,9 @@ class TransmissionViews:
             message = await self._message(request, user)
         except web.HTTPNotFound:
             return self.refuse(request, user, 404, "no such transmission")
-        loop = asyncio.get_running_loop()
-
-        def write_from_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
-            return asyncio.run_coroutine_threadsafe(self.write(fn, *args, **kwargs), loop).result()
-
         try:
             outcome = await asyncio.to_thread(run_pipeline, self.store, self.deployment, message.id,
-                                              write_from_thread, replay=True)
+                                              blocking(self.write, asyncio.get_running_loop()), replay=True)
         except GatewayError as exc:   # e.g. its raw bytes are damaged (BlobError): nothing can be sent from them
             await self._operator_event(user, "error", f"replay of {message.id}: {exc}", message_id=message.id)
             return self.refuse(request, user, 409, f"The replay was refused: {exc}")

@@ -18,12 +18,12 @@ from .. import certstore
 from ..config import Deployment
 from ..config_as2 import certificate_warnings
 from ..config_web import WebSettings
+from ..store.tables import ALERT_SEVERITIES
+from ..writer import threaded_write
 from .auth import (LOGIN_COOKIE, PREFIX, LoginThrottle, Sessions, WebUser, action, page, safe_next, same_token,
                    see_other)
 from .charts import OK_COLOUR, horizontal_bars, stacked_bars
 from .transmissions import TransmissionViews
-
-SEVERITY_ORDER = ("critical", "high", "medium", "low")   # open alerts, most severe first
 
 log = structlog.get_logger("gateway.web")
 
@@ -42,11 +42,6 @@ SECURITY_HEADERS = {
 }
 
 Write = Callable[..., Awaitable[Any]]
-
-
-async def _threaded(fn: Callable[..., Any], *args: Any, durable: bool = False, **kwargs: Any) -> Any:
-    """The stand-in for the app's BatchWriter: the write on a worker thread."""
-    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def when(epoch: float | None) -> str:
@@ -79,7 +74,7 @@ class WebDashboard(TransmissionViews):
         self.deployment = deployment
         self.store = store
         self.settings = settings
-        self.write = write or _threaded
+        self.write = write or threaded_write
         self.masking = {partner: tuple(paths) for partner, paths in (masking or {}).items()}
         self.on_queued = on_queued
         self.sessions = Sessions(store, self.write, settings)
@@ -178,7 +173,7 @@ class WebDashboard(TransmissionViews):
         since = until - span
         ov = await asyncio.to_thread(self.store.overview, since=since, until=until, bucket_seconds=bucket)
         alerts = sorted((await asyncio.to_thread(self.store.open_alerts)).values(),
-                        key=lambda a: (SEVERITY_ORDER.index(a.severity), -a.opened_at))
+                        key=lambda a: (ALERT_SEVERITIES.index(a.severity), -a.opened_at))   # most severe first
         return self.render(user, "overview.html", window=window, windows=list(WINDOWS), ov=ov, alerts=alerts,
                            **self._overview_figures(ov, bucket))
 
